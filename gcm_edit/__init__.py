@@ -1,0 +1,3 @@
+"""gcm-edit: find the attention heads that causally mediate a concept and bake steering into them."""
+
+__version__ = "0.1.0"

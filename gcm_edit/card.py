@@ -1,0 +1,107 @@
+"""The model card (README.md of an export): what was changed, how well it works, how to load it."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+from gcm_edit.evaluate import Evaluation
+
+
+def _metrics_rows(metrics: dict[str, Evaluation]) -> str:
+    lines = [
+        "| model | success (concept ∧ fluent) | concept | fluent | repeated bigrams | median ppl |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ev in metrics.items():
+        lines.append(
+            f"| {name} | {ev.success_rate:.0%} | {ev.concept_rate:.0%} | {ev.fluent_rate:.0%} "
+            f"| {ev.repeated_ngram_rate:.3f} | {ev.median_perplexity:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
+
+
+def model_card(manifest: dict, metrics: dict[str, Evaluation]) -> str:
+    base = manifest["base_model"]
+    recipe = manifest["recipe"]
+    steering = manifest["steering"]
+    decoding = manifest["decoding"]
+    heads = ", ".join(f"L{h['layer']}.H{h['head']}" for h in steering["heads"])
+    samples = "\n\n".join(
+        f"**Q:** {b['question']}\n\n*base:*\n\n{_quote(b['answer'])}\n\n*steered:*\n\n{_quote(s['answer'])}"
+        for b, s in list(zip(metrics["base"].answers, metrics["steered"].answers, strict=True))[:3]
+    )
+    command = manifest["command"]
+    return f"""---
+base_model: {base["name"]}
+library_name: transformers
+pipeline_tag: text-generation
+tags:
+- gcm-edit
+- steering
+- {recipe["name"]}
+---
+
+# {base["name"]} — steered toward **{recipe["name"]}**
+
+{recipe["description"]} This checkpoint is {base["name"]} with steering vectors baked into
+the output-projection biases of {len(steering["heads"])} attention heads
+({steering["k_percent"]}% of {steering["n_heads_total"]}), chosen by Generative Causal
+Mediation (attribution patching, arXiv 2602.16080). Nothing else differs from the base
+model: it loads in any Hugging Face stack with no extra code.
+
+## Evaluation
+
+{recipe["heldout_size"]} held-out questions asked with **no directive**, greedy decoding with
+`no_repeat_ngram_size={decoding["no_repeat_ngram_size"]}`, {decoding["max_new_tokens"]} new tokens
+(shipped in `generation_config.json`: measure with other decoding and results may differ).
+Success = concept judged present ∧ fluent (≥{recipe["fluency"]["min_words"]} words, repeated
+word-{recipe["fluency"]["ngram"]}-gram rate ≤ {recipe["fluency"]["max_repeated_rate"]}, base-model
+perplexity ≤ {recipe["fluency"]["max_perplexity"]}).
+
+{_metrics_rows(metrics)}
+
+Contrastive pairs: {manifest["pairs"]["kept"]} kept of {manifest["pairs"]["n_questions"]}
+training questions (the model followed the contrast directive in
+{manifest["pairs"]["contrast_adherence"]:.0%} of them).
+
+## Steering
+
+- heads (layer.head): {heads}
+- α = {steering["alpha"]}, δ averaged over **{steering["positions"]}** positions
+- verified: max |Δlogit| vs the hooked model = {manifest["verification"]["max_abs_logit_diff"]:.2e}
+  (fp32), greedy text identical: {manifest["verification"]["greedy_identical"]}
+
+`gcm_edit.json` has the same facts machine-readably; `scores.csv` and `scores.png` hold every
+head's mediation score; `gcm_edit_plan.*` hold the δ vectors to rebuild the hooked model.
+
+## Samples
+
+{samples}
+
+## Use
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+tok = AutoTokenizer.from_pretrained("PATH_TO_THIS_FOLDER")
+model = AutoModelForCausalLM.from_pretrained("PATH_TO_THIS_FOLDER")
+ids = tok.apply_chat_template([{{"role": "user", "content": "Why is the sky blue?"}}],
+                              add_generation_prompt=True, return_tensors="pt", return_dict=True)
+print(tok.decode(model.generate(**ids)[0], skip_special_tokens=True))
+```
+
+## Reproduce
+
+```
+{command}
+```
+"""
+
+
+def invocation() -> str:
+    return " ".join(["gcm-edit", *(shlex.quote(a) for a in sys.argv[1:])])

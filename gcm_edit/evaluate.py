@@ -1,0 +1,80 @@
+"""Stage 5: answer held-out questions (no directive) and judge concept ∧ fluency."""
+
+from __future__ import annotations
+
+import statistics
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import torch
+
+from gcm_edit.fluency import is_fluent, perplexities, repeated_ngram_rate
+from gcm_edit.generation import Decoding, decode, generate
+from gcm_edit.heads import add_to_heads
+from gcm_edit.judges import make_judge
+from gcm_edit.prompts import chat_messages, encode_prompt
+from gcm_edit.recipe import Recipe
+
+
+@dataclass
+class Evaluation:
+    n: int
+    success_rate: float  # concept present ∧ fluent
+    concept_rate: float
+    fluent_rate: float
+    repeated_ngram_rate: float  # mean over answers
+    median_perplexity: float  # under the base model
+    rhyme_share: float  # mean share of lines that rhyme with a neighbour
+    answers: list[dict]
+
+    def summary(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "answers"}
+
+
+def answer_questions(
+    model,
+    tokenizer,
+    questions: list[str],
+    decoding: Decoding,
+    batch_size: int,
+    steering: torch.Tensor | None = None,
+    label: str = "answering",
+) -> list[str]:
+    """Greedy answers to bare questions, optionally with steering added to the heads."""
+    prompts = [encode_prompt(tokenizer, chat_messages(q, None, "original")) for q in questions]
+    hooks = add_to_heads(model, steering) if steering is not None else nullcontext()
+    with hooks:
+        return decode(tokenizer, generate(model, tokenizer, prompts, decoding, batch_size, label))
+
+
+def judge_answers(
+    base_model, tokenizer, recipe: Recipe, questions: list[str], texts: list[str]
+) -> Evaluation:
+    judge = make_judge(recipe.judge)
+    ppl = perplexities(base_model, tokenizer, texts)
+    rows = []
+    for question, text, perplexity in zip(questions, texts, ppl, strict=True):
+        concept = judge(text)
+        fluent = is_fluent(text, perplexity, recipe.fluency)
+        rows.append(
+            {
+                "question": question,
+                "answer": text,
+                "concept": concept,
+                "fluent": fluent,
+                "success": concept and fluent,
+                "perplexity": round(perplexity, 2),
+                "repeated_ngram_rate": round(repeated_ngram_rate(text, recipe.fluency.ngram), 4),
+            }
+        )
+    n = len(rows)
+    return Evaluation(
+        n=n,
+        success_rate=sum(r["success"] for r in rows) / n,
+        concept_rate=sum(r["concept"] for r in rows) / n,
+        fluent_rate=sum(r["fluent"] for r in rows) / n,
+        repeated_ngram_rate=statistics.fmean(r["repeated_ngram_rate"] for r in rows),
+        median_perplexity=statistics.median(ppl),
+        rhyme_share=statistics.fmean(judge.rhyme_share(t) for t in texts),
+        answers=rows,
+    )

@@ -1,0 +1,172 @@
+"""`gcm-edit export`: run every stage, bake, write the folder atomically, verify, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+
+from gcm_edit import __version__
+from gcm_edit.bake import bake
+from gcm_edit.cache import sha256_file, write_json
+from gcm_edit.card import invocation, model_card
+from gcm_edit.errors import GcmEditError
+from gcm_edit.evaluate import Evaluation, judge_answers
+from gcm_edit.pipeline import Run, console
+from gcm_edit.plan import SteeringPlan
+from gcm_edit.prompts import chat_messages, encode_prompt
+from gcm_edit.report import metrics_table, print_tables, samples_table
+from gcm_edit.scoring import plot_heatmap, write_scores_csv
+from gcm_edit.settings import ExportSettings
+from gcm_edit.verify import verify_export
+
+VERIFY_PROMPTS = 3
+
+
+def output_dir(settings: ExportSettings, run: Run) -> Path:
+    out = settings.out or Path("checkpoints") / f"{run.model_ref.slug}-{run.recipe.name}"
+    if out.exists() and not settings.force:
+        raise GcmEditError(f"{out} already exists; pass --force to replace it")
+    return out
+
+
+def evaluate_heldout(run: Run, plan: SteeringPlan, n_heldout: int | None) -> dict[str, Evaluation]:
+    questions = run.recipe.heldout[:n_heldout]
+    base = run.answers("held-out answers (base)", questions, None)
+    steered = run.answers("held-out answers (steered)", questions, plan)
+    with run.stage("judging"):
+        return {
+            name: judge_answers(run.model, run.tokenizer, run.recipe, questions, texts)
+            for name, texts in (("base", base), ("steered", steered))
+        }
+
+
+def write_generation_config(model, run: Run) -> None:
+    """Ship the decoding the model was measured with, so users reproduce the same behaviour."""
+    from transformers import GenerationConfig
+
+    model.generation_config = GenerationConfig(
+        bos_token_id=run.tokenizer.bos_token_id,
+        eos_token_id=run.tokenizer.eos_token_id,
+        pad_token_id=run.tokenizer.pad_token_id,
+        **run.decoding.generate_kwargs(),
+    )
+
+
+def build_manifest(
+    run: Run, plan: SteeringPlan, scores, metrics: dict[str, Evaluation], settings: ExportSettings
+) -> dict:
+    recipe = run.recipe
+    heads = [{**row, "score": float(scores[row["layer"], row["head"]])} for row in plan.describe()]
+    return {
+        "gcm_edit_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": invocation(),
+        "base_model": {
+            "name": run.model_ref.name,
+            "source": run.model_ref.source,
+            "fingerprint": run.model_ref.fingerprint(),
+            "architecture": run.config.model_type,
+        },
+        "recipe": {
+            "name": recipe.name,
+            "description": recipe.description,
+            "sha256": recipe.sha256(),
+            "directive": recipe.directive.model_dump(),
+            "judge": recipe.judge,
+            "fluency": recipe.fluency.model_dump(),
+            "heldout_size": metrics["base"].n,
+        },
+        "method": "attribution",
+        "steering": {
+            "kind": "additive o_proj bias",
+            "k_percent": settings.k_percent,
+            "n_heads_total": run.geometry.n_total,
+            "alpha": plan.alpha,
+            "positions": settings.positions,
+            "heads": heads,
+        },
+        "decoding": {"do_sample": False, **vars(run.decoding)},
+        "pairs": {
+            "n_questions": run.pairs.n_questions,
+            "kept": len(run.pairs.pairs),
+            "contrast_adherence": run.pairs.contrast_adherence,
+            "original_clean": run.pairs.original_clean,
+        },
+        "metrics": {name: ev.summary() for name, ev in metrics.items()},
+        "samples": [
+            {"question": b["question"], "base": b["answer"], "steered": s["answer"]}
+            for b, s in zip(metrics["base"].answers, metrics["steered"].answers, strict=True)
+        ],
+    }
+
+
+def export(settings: ExportSettings) -> Path:
+    run = Run(settings)
+    out = output_dir(settings, run)
+    scores = run.scores(settings.positions)
+    plan = run.plan(settings.positions, settings.alpha)
+    metrics = evaluate_heldout(run, plan, settings.n_heldout)
+    manifest = build_manifest(run, plan, scores, metrics, settings)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        with run.stage("bake + write"):
+            baked = bake(run.model, plan)
+            write_generation_config(baked, run)
+            baked.save_pretrained(staging)
+            run.tokenizer.save_pretrained(staging)
+            plan.save(staging)
+            write_scores_csv(scores, staging / "scores.csv")
+            plot_heatmap(
+                scores,
+                plan.heads,
+                staging / "scores.png",
+                f"{run.model_ref.slug}: {run.recipe.name} mediation (selected boxed)",
+            )
+            del baked
+        with run.stage("verify"):
+            prompts = [
+                encode_prompt(run.tokenizer, chat_messages(q, None, "original"))
+                for q in run.recipe.heldout[:VERIFY_PROMPTS]
+            ]
+            verification = verify_export(staging, run.model, plan, run.tokenizer, prompts)
+        manifest["verification"] = verification.to_json()
+        manifest["timings_s"] = {k: round(v, 2) for k, v in run.timings.items()}
+        manifest["files"] = {
+            p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.suffix == ".safetensors"
+        }
+        write_json(staging / "gcm_edit.json", manifest)
+        (staging / "README.md").write_text(model_card(manifest, metrics))
+        staging.chmod(0o755)
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    print_tables(
+        metrics_table(
+            f"{run.recipe.name}: held-out questions, no directive "
+            f"({len(plan.heads)} heads, α={plan.alpha})",
+            metrics,
+        ),
+        samples_table(metrics["base"], metrics["steered"]),
+    )
+    console.print(
+        f"verified: max |Δlogit| {verification.max_abs_logit_diff:.2e}, greedy text identical"
+    )
+    console.print(f"[bold]exported[/] {out}")
+    return out
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Move the finished folder into place; an old one (--force) is removed only after."""
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}")
+        out.rename(trash)
+        staging.rename(out)
+        shutil.rmtree(trash)
+    else:
+        staging.rename(out)

@@ -1,0 +1,63 @@
+"""Batched greedy generation with left padding; the decoding is part of what gets evaluated."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from rich.progress import track
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Greedy decoding; no_repeat_ngram_size=3 because plain greedy loops on small models."""
+
+    max_new_tokens: int = 96
+    no_repeat_ngram_size: int = 3
+
+    def generate_kwargs(self) -> dict:
+        return {"do_sample": False, **asdict(self)}
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    configured = model.generation_config.eos_token_id
+    ids.update(configured if isinstance(configured, list) else [configured])
+    return sorted(i for i in ids if i is not None)
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    decoding: Decoding,
+    batch_size: int = 8,
+    description: str = "generating",
+) -> list[list[int]]:
+    """Greedy response token ids per prompt, cut after the first end-of-sequence token."""
+    stops = eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    device = next(model.parameters()).device
+    responses: list[list[int]] = []
+    starts = range(0, len(prompts), batch_size)
+    for start in track(starts, description=description, transient=True):
+        chunk = prompts[start : start + batch_size]
+        width = max(len(p) for p in chunk)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=device)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            pad_token_id=pad,
+            eos_token_id=stops,
+            **decoding.generate_kwargs(),
+        )
+        for row in out[:, width:].tolist():
+            cut = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+            responses.append(row[:cut])
+    return responses
+
+
+def decode(tokenizer, responses: list[list[int]]) -> list[str]:
+    return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in responses]

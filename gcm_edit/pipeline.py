@@ -1,0 +1,183 @@
+"""The run: resolved inputs plus cached stages (pairs → δ → scores → answers).
+
+Each stage's output sits in the run folder under a key hashed from everything it depends
+on, so a warm re-run, or a run with another α or k, redoes only what changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from safetensors.torch import load_file, save_file
+
+from gcm_edit import __version__
+from gcm_edit.cache import cache_root, read_json, stable_hash, write_json
+from gcm_edit.deltas import steering_vectors
+from gcm_edit.errors import GcmEditError
+from gcm_edit.evaluate import answer_questions
+from gcm_edit.generation import Decoding
+from gcm_edit.heads import HeadGeometry
+from gcm_edit.loading import load_config, load_model, load_tokenizer, resolve_model
+from gcm_edit.pairs import PairSet, build_pairs
+from gcm_edit.plan import SteeringPlan
+from gcm_edit.recipe import load_recipe
+from gcm_edit.scoring import attribution_scores, read_scores_csv, write_scores_csv
+from gcm_edit.settings import RunSettings
+
+console = Console(stderr=True)
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class Run:
+    """Validates cheap inputs first (recipe, model path, architecture), loads the model lazily."""
+
+    def __init__(self, settings: RunSettings):
+        self.settings = settings
+        self.recipe = load_recipe(settings.concept)
+        self.model_ref = resolve_model(settings.model)
+        self.config = load_config(self.model_ref, settings.trust_remote_code)
+        self.geometry = HeadGeometry.of(self.config)
+        self.decoding = Decoding(
+            max_new_tokens=settings.max_new_tokens or self.recipe.max_new_tokens
+        )
+        self.device = pick_device(settings.device)
+        self.dir = cache_root() / "runs" / f"{self.model_ref.slug}-{self.model_ref.fingerprint()}"
+        self.timings: dict[str, float] = {}
+        self._scores: dict[str, torch.Tensor] = {}
+
+    @contextmanager
+    def stage(self, name: str, cached: bool = False) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+        note = "cached" if cached else f"{self.timings[name]:.1f}s"
+        console.print(f"[green]✓[/] {name} ({note})")
+
+    @cached_property
+    def model(self):
+        with self.stage("load model"):
+            return load_model(self.model_ref, self.device, self.settings.trust_remote_code)
+
+    @cached_property
+    def tokenizer(self):
+        return load_tokenizer(self.model_ref, self.settings.trust_remote_code)
+
+    @property
+    def train_questions(self) -> list[str]:
+        return self.recipe.train[: self.settings.n_train]
+
+    @cached_property
+    def pairs_key(self) -> str:
+        return stable_hash(
+            "pairs",
+            __version__,
+            self.recipe.directive.model_dump(),
+            self.recipe.judge,
+            self.train_questions,
+            self.decoding,
+        )
+
+    @cached_property
+    def pairs(self) -> PairSet:
+        path = self.dir / f"pairs-{self.pairs_key}.json"
+        if path.is_file():
+            with self.stage("contrastive pairs", cached=True):
+                return PairSet.from_json(read_json(path))
+        with self.stage("contrastive pairs"):
+            pairs = build_pairs(
+                self.model,
+                self.tokenizer,
+                self.recipe,
+                self.train_questions,
+                self.decoding,
+                self.settings.batch_size,
+            )
+        if not pairs.pairs:
+            raise GcmEditError(
+                f"no usable pairs: the model followed the contrast directive in "
+                f"{pairs.contrast_adherence:.0%} of {pairs.n_questions} questions; "
+                "try a directive wording the model follows"
+            )
+        write_json(path, pairs.to_json())
+        return pairs
+
+    @cached_property
+    def deltas(self) -> dict[str, torch.Tensor]:
+        path = self.dir / f"deltas-{self.pairs_key}.safetensors"
+        if path.is_file():
+            with self.stage("steering vectors", cached=True):
+                return load_file(str(path))
+        with self.stage("steering vectors"):
+            deltas = steering_vectors(
+                self.model, self.pairs.pairs, self.tokenizer.pad_token_id, self.settings.batch_size
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in deltas.items()}, str(path))
+        return deltas
+
+    def scores(self, positions: str) -> torch.Tensor:
+        if positions not in self._scores:
+            self._scores[positions] = self._load_or_score(positions)
+        return self._scores[positions]
+
+    def _load_or_score(self, positions: str) -> torch.Tensor:
+        path = self.scores_path(positions)
+        if path.is_file():
+            with self.stage("mediation scores", cached=True):
+                return read_scores_csv(path)
+        deltas = self.deltas[positions]
+        with self.stage("mediation scores"):
+            scores = attribution_scores(
+                self.model,
+                self.pairs.pairs,
+                deltas,
+                self.tokenizer.pad_token_id,
+                self.settings.batch_size,
+            )
+        write_scores_csv(scores, path)
+        return scores
+
+    def scores_path(self, positions: str) -> Path:
+        return self.dir / f"scores-{stable_hash(self.pairs_key, positions)}.csv"
+
+    def plan(self, positions: str, alpha: float) -> SteeringPlan:
+        return SteeringPlan.from_scores(
+            self.scores(positions),
+            self.deltas[positions],
+            self.geometry,
+            self.settings.k_percent,
+            alpha,
+        )
+
+    def answers(self, label: str, questions: list[str], plan: SteeringPlan | None) -> list[str]:
+        """Greedy answers to bare questions, base (plan None) or steered; cached."""
+        steering = plan.add_tensor() if plan is not None else None
+        fingerprint = None if plan is None else plan.fingerprint()
+        key = stable_hash("answers", __version__, questions, self.decoding, fingerprint)
+        path = self.dir / f"answers-{key}.json"
+        if path.is_file():
+            with self.stage(label, cached=True):
+                return read_json(path)
+        with self.stage(label):
+            texts = answer_questions(
+                self.model,
+                self.tokenizer,
+                questions,
+                self.decoding,
+                self.settings.batch_size,
+                None if steering is None else steering.to(self.device),
+                label,
+            )
+        write_json(path, texts)
+        return texts

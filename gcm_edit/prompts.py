@@ -1,0 +1,26 @@
+"""Turning a question (plus an optional directive) into chat-formatted prompt tokens."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from gcm_edit.recipe import Directive
+
+Side = Literal["original", "contrast"]
+
+
+def chat_messages(question: str, directive: Directive | None, side: Side) -> list[dict]:
+    """The conversation for one prompt; with no directive the question is asked bare."""
+    if directive is None:
+        return [{"role": "user", "content": question}]
+    text = getattr(directive, side)
+    if directive.role == "system":
+        return [{"role": "system", "content": text}, {"role": "user", "content": question}]
+    content = f"{question} {text}" if directive.placement == "suffix" else f"{text} {question}"
+    return [{"role": "user", "content": content}]
+
+
+def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
+    """Token ids of the chat prompt, ending where the assistant's answer starts."""
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]

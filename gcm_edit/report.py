@@ -1,0 +1,41 @@
+"""Rich tables for the end of a run: what a user reads before sharing a checkpoint."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from gcm_edit.evaluate import Evaluation
+
+
+def metrics_table(title: str, rows: dict[str, Evaluation]) -> Table:
+    table = Table(title=title)
+    for column in ("model", "success", "concept", "fluent", "rep. bigrams", "median ppl", "rhyme"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, ev in rows.items():
+        table.add_row(
+            name,
+            f"{ev.success_rate:.0%}",
+            f"{ev.concept_rate:.0%}",
+            f"{ev.fluent_rate:.0%}",
+            f"{ev.repeated_ngram_rate:.3f}",
+            f"{ev.median_perplexity:.1f}",
+            f"{ev.rhyme_share:.2f}",
+        )
+    return table
+
+
+def samples_table(base: Evaluation, steered: Evaluation, n: int = 3) -> Table:
+    table = Table(title="Sample held-out answers", show_lines=True)
+    table.add_column("question")
+    table.add_column("base")
+    table.add_column("steered")
+    for b, s in list(zip(base.answers, steered.answers, strict=True))[:n]:
+        table.add_row(b["question"], b["answer"], s["answer"])
+    return table
+
+
+def print_tables(*tables: Table) -> None:
+    console = Console()
+    for table in tables:
+        console.print(table)

@@ -1,0 +1,52 @@
+"""Padding prompt⊕response token sequences into batches with position masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded prompt⊕response sequences (right padding keeps default position ids)."""
+
+    input_ids: torch.Tensor  # [B, T]
+    attention_mask: torch.Tensor  # [B, T]
+    prompt_mask: torch.Tensor  # [B, T] bool, prompt positions
+    response_mask: torch.Tensor  # [B, T] bool, response positions
+
+    @classmethod
+    def build(cls, prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> TokenBatch:
+        lengths = [len(p) + len(r) for p, r in zip(prompts, responses, strict=True)]
+        width = max(lengths)
+        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        pmask = torch.zeros_like(ids, dtype=torch.bool)
+        rmask = torch.zeros_like(ids, dtype=torch.bool)
+        for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+            ids[i, : len(p) + len(r)] = torch.tensor(p + r)
+            attn[i, : len(p) + len(r)] = 1
+            pmask[i, : len(p)] = True
+            rmask[i, len(p) : len(p) + len(r)] = True
+        return cls(ids, attn, pmask, rmask)
+
+    def to(self, device) -> TokenBatch:
+        return TokenBatch(*(t.to(device) for t in vars(self).values()))
+
+    def position_mask(self, positions: str) -> torch.Tensor:
+        """Mask of the positions δ averages over: `prompt`, `response` or `all`."""
+        if positions == "prompt":
+            return self.prompt_mask
+        if positions == "response":
+            return self.response_mask
+        return self.prompt_mask | self.response_mask
+
+
+def response_logprob(model, batch: TokenBatch) -> torch.Tensor:
+    """Σ_t log π(response_t | prefix) per sequence, teacher-forced: shape [B]."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    targets = batch.input_ids[:, 1:]
+    token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (token_lp * batch.response_mask[:, 1:]).sum(-1)
