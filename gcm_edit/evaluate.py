@@ -6,12 +6,10 @@ import statistics
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
-import torch
-
 from gcm_edit.fluency import is_fluent, perplexities, repeated_ngram_rate
 from gcm_edit.generation import Decoding, decode, generate
-from gcm_edit.heads import add_to_heads
 from gcm_edit.judges import make_judge
+from gcm_edit.plan import SteeringPlan
 from gcm_edit.prompts import chat_messages, encode_prompt
 from gcm_edit.recipe import Recipe
 
@@ -37,12 +35,13 @@ def answer_questions(
     questions: list[str],
     decoding: Decoding,
     batch_size: int,
-    steering: torch.Tensor | None = None,
+    plan: SteeringPlan | None = None,
     label: str = "answering",
 ) -> list[str]:
-    """Greedy answers to bare questions, optionally with steering added to the heads."""
+    """Greedy answers to bare questions, optionally from the hooked steered model."""
     prompts = [encode_prompt(tokenizer, chat_messages(q, None, "original")) for q in questions]
-    hooks = add_to_heads(model, steering) if steering is not None else nullcontext()
+    device = next(model.parameters()).device
+    hooks = plan.apply(model, device) if plan is not None else nullcontext()
     with hooks:
         return decode(tokenizer, generate(model, tokenizer, prompts, decoding, batch_size, label))
 

@@ -8,11 +8,13 @@ import tempfile
 from pathlib import Path
 
 from gcm_edit import __version__
-from gcm_edit.bake import bake
+from gcm_edit.architectures import window_limit
+from gcm_edit.bake import bake, export_class
 from gcm_edit.cache import sha256_file, write_json
 from gcm_edit.card import invocation, model_card
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluate import Evaluation, judge_answers
+from gcm_edit.gguf_export import convert_to_gguf, find_converter
 from gcm_edit.pipeline import Run, console
 from gcm_edit.plan import SteeringPlan
 from gcm_edit.prompts import chat_messages, encode_prompt
@@ -35,9 +37,10 @@ def evaluate_heldout(run: Run, plan: SteeringPlan, n_heldout: int | None) -> dic
     questions = run.recipe.heldout[:n_heldout]
     base = run.answers("held-out answers (base)", questions, None)
     steered = run.answers("held-out answers (steered)", questions, plan)
+    model = run.model  # loaded outside this stage's timer
     with run.stage("judging"):
         return {
-            name: judge_answers(run.model, run.tokenizer, run.recipe, questions, texts)
+            name: judge_answers(model, run.tokenizer, run.recipe, questions, texts)
             for name, texts in (("base", base), ("steered", steered))
         }
 
@@ -79,8 +82,12 @@ def build_manifest(
             "heldout_size": metrics["base"].n,
         },
         "method": "attribution",
+        "export": {
+            "class": export_class(run.model, plan),
+            "exact_up_to_tokens": window_limit(run.config) if plan.heads else None,
+        },
         "steering": {
-            "kind": "additive o_proj bias",
+            "intervention": settings.intervention,
             "k_percent": settings.k_percent,
             "n_heads_total": run.geometry.n_total,
             "alpha": plan.alpha,
@@ -105,10 +112,17 @@ def build_manifest(
 def export(settings: ExportSettings) -> Path:
     run = Run(settings)
     out = output_dir(settings, run)
+    if settings.gguf:
+        find_converter()
     scores = run.scores(settings.positions)
     plan = run.plan(settings.positions, settings.alpha)
     metrics = evaluate_heldout(run, plan, settings.n_heldout)
     manifest = build_manifest(run, plan, scores, metrics, settings)
+    if limit := manifest["export"]["exact_up_to_tokens"]:
+        console.print(
+            f"[yellow]note:[/] {run.config.model_type} uses a {limit}-token sliding window that "
+            f"Llama cannot express: the export equals the steered model up to {limit} tokens"
+        )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
@@ -124,7 +138,7 @@ def export(settings: ExportSettings) -> Path:
                 scores,
                 plan.heads,
                 staging / "scores.png",
-                f"{run.model_ref.slug}: {run.recipe.name} mediation (selected boxed)",
+                f"{run.model_ref.slug}: '{run.recipe.name}' mediation\n(selected heads boxed)",
             )
             del baked
         with run.stage("verify"):
@@ -132,14 +146,21 @@ def export(settings: ExportSettings) -> Path:
                 encode_prompt(run.tokenizer, chat_messages(q, None, "original"))
                 for q in run.recipe.heldout[:VERIFY_PROMPTS]
             ]
-            verification = verify_export(staging, run.model, plan, run.tokenizer, prompts)
+            verification = verify_export(staging, run.model, plan, prompts)
         manifest["verification"] = verification.to_json()
+        if settings.gguf:
+            with run.stage("gguf"):
+                convert_to_gguf(staging, staging / "model.gguf")
         manifest["timings_s"] = {k: round(v, 2) for k, v in run.timings.items()}
         manifest["files"] = {
-            p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.suffix == ".safetensors"
+            p.name: sha256_file(p)
+            for p in sorted(staging.iterdir())
+            if p.suffix in (".safetensors", ".gguf")
         }
         write_json(staging / "gcm_edit.json", manifest)
         (staging / "README.md").write_text(model_card(manifest, metrics))
+        for path in staging.iterdir():
+            path.chmod(0o644)
         staging.chmod(0o755)
         _replace(staging, out)
     except BaseException:

@@ -79,12 +79,19 @@ def edit_head_inputs(
             handle.remove()
 
 
-@contextmanager
-def add_to_heads(model: nn.Module, add: torch.Tensor) -> Iterator[None]:
-    """Add `add[l]` (shape [layers, heads*head_dim]) to o_proj's input at every position."""
+def intervene(model: nn.Module, add: torch.Tensor | None = None, scale: torch.Tensor | None = None):
+    """z ← scale[l] ⊙ z + add[l] in every layer (each [layers, heads*head_dim]), all positions."""
 
     def edit(layer: int, z: torch.Tensor) -> torch.Tensor:
-        return z + add[layer].to(z.dtype)
+        if scale is not None:
+            z = z * scale[layer].to(z)
+        if add is not None:
+            z = z + add[layer].to(z)
+        return z
 
-    with edit_head_inputs(model, edit):
-        yield
+    return edit_head_inputs(model, edit)
+
+
+def add_to_heads(model: nn.Module, add: torch.Tensor):
+    """Add `add[l]` (shape [layers, heads*head_dim]) to o_proj's input at every position."""
+    return intervene(model, add=add)

@@ -118,9 +118,10 @@ class Run:
         if path.is_file():
             with self.stage("steering vectors", cached=True):
                 return load_file(str(path))
+        pairs = self.pairs.pairs
         with self.stage("steering vectors"):
             deltas = steering_vectors(
-                self.model, self.pairs.pairs, self.tokenizer.pad_token_id, self.settings.batch_size
+                self.model, pairs, self.tokenizer.pad_token_id, self.settings.batch_size
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in deltas.items()}, str(path))
@@ -158,25 +159,26 @@ class Run:
             self.geometry,
             self.settings.k_percent,
             alpha,
+            self.settings.intervention,
         )
 
     def answers(self, label: str, questions: list[str], plan: SteeringPlan | None) -> list[str]:
         """Greedy answers to bare questions, base (plan None) or steered; cached."""
-        steering = plan.add_tensor() if plan is not None else None
         fingerprint = None if plan is None else plan.fingerprint()
         key = stable_hash("answers", __version__, questions, self.decoding, fingerprint)
         path = self.dir / f"answers-{key}.json"
         if path.is_file():
             with self.stage(label, cached=True):
                 return read_json(path)
+        model = self.model  # loaded outside this stage's timer
         with self.stage(label):
             texts = answer_questions(
-                self.model,
+                model,
                 self.tokenizer,
                 questions,
                 self.decoding,
                 self.settings.batch_size,
-                None if steering is None else steering.to(self.device),
+                plan,
                 label,
             )
         write_json(path, texts)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from gcm_edit.heads import HeadGeometry
+from gcm_edit.heads import HeadGeometry, intervene
 
 PLAN_TENSORS = "gcm_edit_plan.safetensors"
 
@@ -30,13 +30,20 @@ def select_heads(scores: torch.Tensor, k_percent: float) -> list[tuple[int, int]
 
 @dataclass
 class SteeringPlan:
-    """Additive steering: head (l, h) gets alpha · scales[i] · vectors[i] at every position."""
+    """What happens to each steered head, at every position.
+
+    Additive: head `heads[i]` gets `alpha · scales[i] · vectors[i]` added (baked into b_O).
+    Head scaling: head `scaled_heads[i]`'s output is multiplied by `head_scales[i]`
+    (baked into W_O's columns). Scaling applies first: z ← s ⊙ z + a.
+    """
 
     geometry: HeadGeometry
     heads: list[tuple[int, int]]
     vectors: torch.Tensor  # [n, head_dim]
     alpha: float
     scales: list[float]
+    scaled_heads: list[tuple[int, int]] = field(default_factory=list)
+    head_scales: list[float] = field(default_factory=list)
 
     @classmethod
     def from_scores(
@@ -46,8 +53,13 @@ class SteeringPlan:
         geometry: HeadGeometry,
         k_percent: float,
         alpha: float,
+        intervention: str = "additive",
     ) -> SteeringPlan:
+        """Top-k% heads get α·δ added ("additive") or their output multiplied by α ("scale")."""
         heads = select_heads(scores, k_percent)
+        if intervention == "scale":
+            empty = torch.zeros(0, geometry.head_dim)
+            return cls(geometry, [], empty, alpha, [], heads, [alpha] * len(heads))
         vectors = torch.stack([deltas[layer, head] for layer, head in heads])
         return cls(geometry, heads, vectors, alpha, [1.0] * len(heads))
 
@@ -59,9 +71,32 @@ class SteeringPlan:
             add[layer, g.head_slice(head)] += self.alpha * scale * vector.float()
         return add
 
+    def scale_tensor(self) -> torch.Tensor | None:
+        """Per-layer multiplier of o_proj's input, or None when no head is scaled."""
+        if not self.scaled_heads:
+            return None
+        g = self.geometry
+        scale = torch.ones(g.n_layers, g.n_heads * g.head_dim, dtype=torch.float32)
+        for (layer, head), value in zip(self.scaled_heads, self.head_scales, strict=True):
+            scale[layer, g.head_slice(head)] *= value
+        return scale
+
+    def apply(self, model, device=None):
+        """Context manager: the hooked steered model (the reference every export must equal)."""
+        scale = self.scale_tensor()
+        return intervene(
+            model,
+            add=self.add_tensor().to(device) if self.heads else None,
+            scale=None if scale is None else scale.to(device),
+        )
+
     def fingerprint(self) -> str:
         """Identifies the intervention itself (cache key for steered answers)."""
-        return hashlib.sha256(self.add_tensor().numpy().tobytes()).hexdigest()[:16]
+        scale = self.scale_tensor()
+        digest = hashlib.sha256(self.add_tensor().numpy().tobytes())
+        if scale is not None:
+            digest.update(scale.numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def describe(self) -> list[dict]:
         return [
@@ -86,5 +121,12 @@ class SteeringPlan:
     def load(cls, folder: Path) -> SteeringPlan:
         meta = json.loads((folder / "gcm_edit_plan.json").read_text())
         vectors = load_file(str(folder / PLAN_TENSORS))["vectors"]
-        heads = [tuple(h) for h in meta["heads"]]
-        return cls(HeadGeometry(**meta["geometry"]), heads, vectors, meta["alpha"], meta["scales"])
+        return cls(
+            HeadGeometry(**meta["geometry"]),
+            [tuple(h) for h in meta["heads"]],
+            vectors,
+            meta["alpha"],
+            meta["scales"],
+            [tuple(h) for h in meta.get("scaled_heads", [])],
+            meta.get("head_scales", []),
+        )

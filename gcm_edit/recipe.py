@@ -78,7 +78,7 @@ def load_recipe(concept: str) -> Recipe:
         if not path.is_file():
             known = ", ".join(builtin_names())
             raise GcmEditError(
-                f"unknown concept {concept!r}; known concepts: {known} (or a path to a recipe .yaml)"
+                f"unknown concept {concept!r}; known concepts: {known} (or a recipe .yaml path)"
             )
     elif not path.is_file():
         raise GcmEditError(f"recipe file not found: {path}")

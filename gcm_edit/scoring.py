@@ -118,13 +118,15 @@ def plot_heatmap(
     from matplotlib.patches import Rectangle
 
     limit = float(scores.abs().max()) or 1.0
-    fig, ax = plt.subplots(figsize=(max(4, scores.shape[1] * 0.5), max(4, scores.shape[0] * 0.25)))
+    fig, ax = plt.subplots(
+        figsize=(max(6.5, scores.shape[1] * 0.5), max(4, scores.shape[0] * 0.25))
+    )
     image = ax.imshow(scores.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     for layer, head in selected:
         ax.add_patch(Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, lw=1.5, ec="black"))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, label="mediation score")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

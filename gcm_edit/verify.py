@@ -1,19 +1,24 @@
-"""Every export is checked: the folder, loaded by plain transformers, is the hooked steered model."""
+"""Every export is checked: the folder, loaded by plain transformers in a separate process with
+no gcm_edit code, must equal the hooked steered base model (max |Δlogit| ≤ 1e-4 in fp32 and
+identical greedy tokens)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
+from safetensors.torch import load_file
 
+from gcm_edit import plain_runner
 from gcm_edit.errors import GcmEditError
-from gcm_edit.generation import Decoding, generate
-from gcm_edit.heads import add_to_heads
 from gcm_edit.plan import SteeringPlan
-from gcm_edit.sequences import TokenBatch
 
 LOGIT_TOLERANCE = 1e-4
+GREEDY_TOKENS = 24
 
 
 @dataclass
@@ -28,49 +33,75 @@ class Verification:
         return asdict(self)
 
 
-def load_plain(folder: Path):
-    """What any user gets: AutoModelForCausalLM, fp32, safetensors, no gcm_edit code involved."""
-    from transformers import AutoModelForCausalLM
-
-    model, info = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=torch.float32, use_safetensors=True, output_loading_info=True
-    )
-    missing = info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"]
-    if missing:
-        raise GcmEditError(
-            f"export {folder} does not load cleanly: key problems {sorted(missing)[:5]}"
+def run_plain(folder: Path, prompts: list[list[int]], greedy_tokens: int) -> dict:
+    """Logits and greedy tokens of `folder` computed in a fresh interpreter."""
+    with tempfile.TemporaryDirectory(prefix="gcm-verify-") as tmp:
+        request, target = Path(tmp) / "request.json", Path(tmp) / "out.safetensors"
+        request.write_text(json.dumps({"prompts": prompts, "greedy_tokens": greedy_tokens}))
+        proc = subprocess.run(
+            [sys.executable, plain_runner.__file__, str(folder), str(request), str(target)],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
         )
-    return model.eval()
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise GcmEditError(f"could not load {folder} with plain transformers: {last}")
+        return load_file(str(target))
 
 
-@torch.no_grad()
 def verify_export(
     folder: Path,
     base_model,
     plan: SteeringPlan,
-    tokenizer,
     prompts: list[list[int]],
-    greedy_tokens: int = 32,
+    greedy_tokens: int = GREEDY_TOKENS,
 ) -> Verification:
-    """Max |Δlogit| (fp32) and greedy text of the export vs the hooked base; raise on mismatch."""
-    device = next(base_model.parameters()).device
-    exported = load_plain(folder).to(device)
-    add = plan.add_tensor().to(device)
-    batch = TokenBatch.build(prompts, [[] for _ in prompts], tokenizer.pad_token_id).to(device)
-    inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-    with add_to_heads(base_model, add):
-        hooked_logits = base_model(**inputs).logits
-    exported_logits = exported(**inputs).logits
-    real = batch.attention_mask.bool()
-    diff = float((hooked_logits - exported_logits).abs()[real].max())
-    decoding = Decoding(max_new_tokens=greedy_tokens)
-    with add_to_heads(base_model, add):
-        hooked_text = generate(base_model, tokenizer, prompts, decoding, len(prompts), "verify")
-    exported_text = generate(exported, tokenizer, prompts, decoding, len(prompts), "verify")
-    result = Verification(diff, hooked_text == exported_text, len(prompts), greedy_tokens)
-    if diff > LOGIT_TOLERANCE or not result.greedy_identical:
+    """Compare the export to the hooked base model; raise GcmEditError on any mismatch."""
+    exported = run_plain(folder, prompts, greedy_tokens)
+    with plan.apply(base_model, next(base_model.parameters()).device):
+        hooked = plain_runner.run_prompts(base_model, prompts, greedy_tokens)
+    diff = max(
+        float((hooked[f"logits.{i}"] - exported[f"logits.{i}"]).abs().max())
+        for i in range(len(prompts))
+    )
+    same = all(
+        hooked[f"greedy.{i}"].tolist() == exported[f"greedy.{i}"].tolist()
+        for i in range(len(prompts))
+    )
+    result = Verification(diff, same, len(prompts), greedy_tokens)
+    if diff > LOGIT_TOLERANCE or not same:
         raise GcmEditError(
-            f"export verification failed: max |Δlogit| {diff:.2e} (limit {LOGIT_TOLERANCE:.0e}), "
-            f"greedy text identical: {result.greedy_identical}"
+            f"verification failed for {folder}: max |Δlogit| {diff:.2e} "
+            f"(limit {LOGIT_TOLERANCE:.0e}), greedy tokens identical: {same}"
         )
     return result
+
+
+def verify_folder(folder: Path, base: str | None = None) -> Verification:
+    """`gcm-edit verify`: rebuild the hooked model from the base model and the folder's plan."""
+    from gcm_edit.cache import read_json
+    from gcm_edit.default_model import DEFAULT_MODEL, FOLDER_NAME
+    from gcm_edit.loading import load_model, load_tokenizer, resolve_model
+    from gcm_edit.prompts import chat_messages, encode_prompt
+
+    manifest_path = folder / "gcm_edit.json"
+    if not manifest_path.is_file():
+        raise GcmEditError(f"{folder} is not a gcm-edit export (no gcm_edit.json)")
+    manifest = read_json(manifest_path)
+    recorded = manifest["base_model"]
+    if base is None:
+        if Path(recorded["source"]).is_dir():
+            base = recorded["source"]
+        elif recorded["name"] == FOLDER_NAME:
+            base = DEFAULT_MODEL
+        else:
+            raise GcmEditError(
+                f"base model not found at {recorded['source']}; pass --base PATH_OR_HUB_ID"
+            )
+    ref = resolve_model(base)
+    plan = SteeringPlan.load(folder)
+    tokenizer = load_tokenizer(resolve_model(str(folder)))
+    questions = [sample["question"] for sample in manifest["samples"][:3]]
+    prompts = [encode_prompt(tokenizer, chat_messages(q, None, "original")) for q in questions]
+    return verify_export(folder, load_model(ref), plan, prompts)

