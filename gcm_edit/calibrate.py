@@ -54,7 +54,16 @@ def calibrate(settings: CalibrateSettings) -> list[dict]:
         writer.writeheader()
         writer.writerows(rows)
     table = Table(title=f"{run.recipe.name}: validation split ({len(questions)} questions)")
-    for header in ("positions", "α", "heads", "success", "concept", "fluent", "rep. bigrams", "ppl"):
+    for header in (
+        "positions",
+        "α",
+        "heads",
+        "success",
+        "concept",
+        "fluent",
+        "rep. bigrams",
+        "ppl",
+    ):
         table.add_column(header, justify="right")
     for row in rows:
         table.add_row(

@@ -135,10 +135,13 @@ def _settings(cls, values: dict):
     """Map CLI names onto the settings object; pydantic errors become one line."""
     from pydantic import ValidationError
 
-    values = {("k_percent" if key == "k" else key): v for key, v in values.items()}
+    renamed = {"k": "k_percent"}
+    values = {renamed.get(key, key): v for key, v in values.items()}
     try:
         return cls(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        typer.echo(f"error: --{'-'.join(map(str, err['loc']))}: {err['msg']}", err=True)
+        field = str(err["loc"][0])
+        option = next((cli for cli, name in renamed.items() if name == field), field)
+        typer.echo(f"error: --{option.replace('_', '-')}: {err['msg']}", err=True)
         raise typer.Exit(2) from None

@@ -33,8 +33,9 @@ class ModelRef:
             for path in sorted(folder.iterdir()):
                 if path.name == "config.json":
                     digest.update(path.read_bytes())
-                elif path.suffix == ".safetensors":
-                    digest.update(f"{path.name}:{path.stat().st_size}".encode())
+                elif path.suffix == ".safetensors":  # re-saved weights change mtime
+                    stat = path.stat()
+                    digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         return digest.hexdigest()[:16]
 
 

@@ -17,21 +17,31 @@ import torch
 
 @torch.no_grad()
 def run_prompts(model, prompts: list[list[int]], greedy_tokens: int) -> dict[str, torch.Tensor]:
-    """Per prompt, unpadded: last-layer logits and `greedy_tokens` greedy continuation ids."""
+    """Per prompt, unpadded: logits and `greedy_tokens` plain greedy continuation ids.
+
+    Decoding ignores the model's own generation_config (an export ships its evaluated
+    decoding, the base model may not), so both sides of a comparison decode alike.
+    """
+    from transformers import GenerationConfig
+
+    plain = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=greedy_tokens,
+        min_new_tokens=greedy_tokens,
+        pad_token_id=model.generation_config.pad_token_id or 0,
+    )
     device = next(model.parameters()).device
     out = {}
-    for i, ids in enumerate(prompts):
-        inputs = torch.tensor([ids], device=device)
-        out[f"logits.{i}"] = model(input_ids=inputs).logits[0].float().cpu()
-        generated = model.generate(
-            input_ids=inputs,
-            attention_mask=torch.ones_like(inputs),
-            do_sample=False,
-            max_new_tokens=greedy_tokens,
-            min_new_tokens=greedy_tokens,
-            pad_token_id=model.generation_config.pad_token_id or 0,
-        )
-        out[f"greedy.{i}"] = generated[0, len(ids) :].cpu()
+    # generate() fills unset fields from model.generation_config, so swap it out wholesale
+    own, model.generation_config = model.generation_config, plain
+    try:
+        for i, ids in enumerate(prompts):
+            inputs = torch.tensor([ids], device=device)
+            out[f"logits.{i}"] = model(input_ids=inputs).logits[0].float().cpu()
+            generated = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs))
+            out[f"greedy.{i}"] = generated[0, len(ids) :].cpu()
+    finally:
+        model.generation_config = own
     return out
 
 

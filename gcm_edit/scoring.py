@@ -84,7 +84,9 @@ def attribution_scores(
         enable_model_summary=False,
         inference_mode=False,
     )
+    device = next(model.parameters()).device
     trainer.test(module, dataloaders=loader, verbose=False)
+    model.to(device)  # Lightning's teardown moves the module (and our shared model) to CPU
     return module.scores
 
 

@@ -1,0 +1,143 @@
+"""Offline judges: verse structure, rhyme, and the fluency filters that gate 'success'."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcm_edit.fluency import is_fluent, repeated_ngram_rate, words
+from gcm_edit.judges import VerseJudge, make_judge, rhymes
+from gcm_edit.recipe import Fluency
+
+POEM = """The morning light is soft and warm,
+It wakes the fields before the storm.
+A robin sings upon the bough,
+The farmer walks behind his plough."""
+
+FREE_VERSE = """Leaves drift down
+in amber and rust,
+the river carries them
+past the sleeping town,
+into the quiet dark."""
+
+PROSE = (
+    "The sky looks blue because sunlight is scattered by the molecules in the atmosphere, "
+    "and shorter blue wavelengths are scattered much more strongly than the longer red ones, "
+    "so when you look up on a clear day the scattered blue light reaches your eyes from "
+    "every direction. At sunset the light travels through more air and the blue is lost."
+)
+
+NUMBERED = """1. Boil the water.
+2. Put the tea bag in a cup.
+3. Pour the water over it.
+4. Wait three minutes.
+5. Remove the bag."""
+
+BULLETS = """- Sunscreen
+- A towel
+* A hat
+• Some water"""
+
+NOT_RHYMING = """The table stands beside the door,
+a lamp is glowing on the desk,
+my sister reads a heavy book,
+the kettle starts to whistle loud."""
+
+
+@pytest.fixture
+def judge() -> VerseJudge:
+    return make_judge("verse")
+
+
+@pytest.mark.parametrize("text", [POEM, FREE_VERSE], ids=["rhyming", "free-verse"])
+def test_poems_are_verse(judge, text):
+    """Several short lines is verse, rhyming or not (small models' poems rarely rhyme)."""
+    assert judge(text) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [PROSE, NUMBERED, BULLETS, "Roses are red,\nviolets are blue.", ""],
+    ids=["prose", "numbered-list", "bullet-list", "two-lines", "empty"],
+)
+def test_non_verse_is_rejected(judge, text):
+    """Prose, lists and too-short texts must not count as verse (else steering looks great)."""
+    assert judge(text) is False
+
+
+def test_long_lines_are_not_verse(judge):
+    """Prose broken into 4 long lines is still prose (lines over 12 words)."""
+    line = "this is a long sentence that goes on and on well beyond twelve words in total"
+    assert len(words(line)) > 12
+    assert judge("\n".join([line] * 4)) is False
+
+
+def test_blank_lines_do_not_count(judge):
+    """Stanza breaks are not lines: 3 lines with blank lines between is still too short."""
+    assert judge("one line here\n\n\ntwo line here\n\nthree line here\n") is False
+    assert judge("one line here\n\ntwo line here\n\nthree line here\n\nfour line here") is True
+
+
+def test_rhymes():
+    """CMU-dictionary rhyme, and a word never rhymes with itself."""
+    assert rhymes("warm", "storm")
+    assert rhymes("bough", "plough")
+    assert not rhymes("door", "desk")
+    assert not rhymes("cat", "cat")
+
+
+def test_rhyme_share(judge):
+    """Couplets rhyme (every line rhymes with a neighbour); unrelated line ends give 0."""
+    assert judge.rhyme_share(POEM) == 1.0
+    assert judge.rhyme_share("The cat sat on the mat\nand wore a tiny hat") == 1.0
+    assert judge.rhyme_share(NOT_RHYMING) == 0.0
+    assert judge.rhyme_share("a single line about a cat") == 0.0
+    assert judge.rhyme_share("") == 0.0
+
+
+def test_rhyme_share_partial(judge):
+    """Only lines with a rhyming neighbour within two lines count: 2 of 4 here."""
+    text = "I saw a cat\nthe river runs\nit wore a hat\na table stands"
+    assert judge.rhyme_share(text) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "n", "expected"),
+    [
+        ("", 2, 0.0),
+        ("single", 2, 0.0),
+        ("one two three four", 2, 0.0),
+        ("a b a b", 2, 1 / 3),  # (a,b) (b,a) (a,b): one of three repeats
+        ("The cat. the CAT!", 2, 1 / 3),  # case and punctuation are ignored
+        ("the the the", 1, 2 / 3),
+        ("x y x y x y", 2, 3 / 5),  # 5 bigrams, 2 distinct
+        ("a b c a b c", 3, 1 / 4),  # trigrams abc bca cab abc
+    ],
+)
+def test_repeated_ngram_rate(text, n, expected):
+    """Hand-computed share of n-grams that repeat an earlier one."""
+    assert repeated_ngram_rate(text, n) == pytest.approx(expected)
+
+
+def test_is_fluent_thresholds():
+    """Each of the three fluency conditions alone can fail a text."""
+    fluency = Fluency()  # min 8 words, repeated bigrams ≤ 0.35, perplexity ≤ 100
+    good = "the quick brown fox jumps over the lazy dog near the river bank"
+    assert is_fluent(good, 20.0, fluency)
+    assert not is_fluent("too short to count", 20.0, fluency)
+    assert not is_fluent(" ".join(["la la"] * 8), 20.0, fluency)
+    assert not is_fluent(good, 500.0, fluency)
+    # Boundaries are inclusive.
+    assert is_fluent(good, 100.0, fluency)
+    eight = "one two three four five six seven eight"
+    assert is_fluent(eight, 10.0, fluency)
+    assert not is_fluent("one two three four five six seven", 10.0, fluency)
+
+
+def test_is_fluent_uses_recipe_settings():
+    """Recipe overrides (n-gram size, limits) are honoured."""
+    text = "a b c a b c a b c d"
+    assert repeated_ngram_rate(text, 3) == pytest.approx(4 / 8)  # 8 trigrams, 4 distinct
+    assert not is_fluent(text, 5.0, Fluency(ngram=3, max_repeated_rate=0.45, min_words=5))
+    assert is_fluent(text, 5.0, Fluency(ngram=3, max_repeated_rate=0.55, min_words=5))
+    assert not is_fluent(text, 5.0, Fluency(ngram=3, max_repeated_rate=0.55, min_words=11))
+    assert not is_fluent(text, 5.0, Fluency(ngram=3, max_repeated_rate=0.55, max_perplexity=4))

@@ -1,0 +1,85 @@
+"""Model resolution and loading: clear errors, and cache keys that follow the weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import make_llama, make_tokenizer
+
+from gcm_edit.errors import GcmEditError
+from gcm_edit.loading import load_config, load_model, load_tokenizer, resolve_model
+
+
+def test_resolve_local_folder(tiny_model_dir):
+    ref = resolve_model(str(tiny_model_dir))
+    assert ref.source == str(tiny_model_dir.resolve())
+    assert ref.slug == "tiny-llama"
+
+
+@pytest.mark.parametrize("name", ["/nonexistent/path", "./missing", "~/no/such/model", "a/b/c"])
+def test_resolve_missing_folder(name):
+    """Paths that do not exist fail at once instead of being sent to the hub."""
+    with pytest.raises(GcmEditError, match="model folder not found"):
+        resolve_model(name)
+
+
+def test_resolve_hub_id_passes_through():
+    ref = resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert ref.source == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert ref.slug == "SmolLM2-135M-Instruct"
+
+
+def test_load_model_and_config(tiny_model_dir):
+    """Loaded in eval mode, fp32, frozen."""
+    ref = resolve_model(str(tiny_model_dir))
+    assert load_config(ref).model_type == "llama"
+    model = load_model(ref)
+    assert not model.training
+    assert all(not p.requires_grad for p in model.parameters())
+
+
+def test_fingerprint_follows_config(tiny_model_dir):
+    """Editing config.json changes the cache key."""
+    ref = resolve_model(str(tiny_model_dir))
+    before = ref.fingerprint()
+    config_path = tiny_model_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config["rms_norm_eps"] = 1e-5 if config["rms_norm_eps"] != 1e-5 else 1e-6
+    config_path.write_text(json.dumps(config))
+    assert ref.fingerprint() != before
+
+
+def test_fingerprint_follows_weights(tiny_model_dir):
+    """New weights saved into the same folder must change the cache key.
+
+    Otherwise a warm run reuses the pairs, δ and scores of the *previous* weights (cached
+    under runs/<slug>-<fingerprint>/) and bakes them into the new model.
+    """
+    ref = resolve_model(str(tiny_model_dir))
+    before = ref.fingerprint()
+    make_llama("gqa_head_dim16", seed=123).save_pretrained(tiny_model_dir)
+    assert ref.fingerprint() != before
+
+
+def test_tokenizer_needs_chat_template(tmp_path):
+    """A base (non-chat) tokenizer is refused with a clear message."""
+    folder = tmp_path / "no-template"
+    make_llama("gqa", seed=0).save_pretrained(folder)
+    tokenizer = make_tokenizer()
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(folder)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    with pytest.raises(GcmEditError, match="no chat template"):
+        load_tokenizer(resolve_model(str(folder)))
+
+
+def test_tokenizer_pad_defaults_to_eos(tmp_path):
+    """Batching needs a pad token: without one, eos is used."""
+    folder = tmp_path / "no-pad"
+    tokenizer = make_tokenizer()
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(folder)
+    make_llama("gqa", seed=0).save_pretrained(folder)
+    loaded = load_tokenizer(resolve_model(str(folder)))
+    assert loaded.pad_token_id == loaded.eos_token_id == 3

@@ -1,0 +1,184 @@
+"""Attribution patching (Lightning) against exact activation patching written from scratch."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from conftest import make_pairs
+
+from gcm_edit.heads import HeadGeometry
+from gcm_edit.scoring import (
+    attribution_scores,
+    collate_pairs,
+    mediation_metric,
+    plot_heatmap,
+    read_scores_csv,
+    write_scores_csv,
+)
+
+PAD = 1
+
+
+def _logprob(model, prompt: list[int], response: list[int]) -> torch.Tensor:
+    """Σ_t log π(response_t | prompt ⊕ response_<t), one unpadded sequence, model dtype."""
+    ids = torch.tensor([prompt + response])
+    logits = model(input_ids=ids).logits[0]
+    logprobs = torch.log_softmax(logits, dim=-1)
+    positions = torch.arange(len(prompt) - 1, len(prompt) + len(response) - 1)
+    return logprobs[positions, torch.tensor(response)].sum()
+
+
+def _metric(model, pair) -> torch.Tensor:
+    """M = log π(r_contrast | p_orig) − log π(r_orig | p_orig)."""
+    return _logprob(model, pair.prompt_orig, pair.response_contrast) - _logprob(
+        model, pair.prompt_orig, pair.response_orig
+    )
+
+
+@torch.no_grad()
+def exact_patching(model, pairs, deltas: torch.Tensor, eps: float) -> torch.Tensor:
+    """IE[l,h] = (1/N) Σ_pairs M(z[l,h,:] += eps·δ[l,h]) − M(), by explicit o_proj pre-hooks."""
+    geometry = HeadGeometry.of(model.config)
+    d = geometry.head_dim
+    base = torch.stack([_metric(model, p) for p in pairs])
+    effects = torch.zeros(geometry.n_layers, geometry.n_heads, dtype=torch.float64)
+    for layer in range(geometry.n_layers):
+        o_proj = model.model.layers[layer].self_attn.o_proj
+        for head in range(geometry.n_heads):
+            shift = torch.zeros(geometry.n_heads * d, dtype=base.dtype)
+            shift[head * d : (head + 1) * d] = eps * deltas[layer, head].to(base.dtype)
+            handle = o_proj.register_forward_pre_hook(lambda _m, args, s=shift: (args[0] + s,))
+            try:
+                patched = torch.stack([_metric(model, p) for p in pairs])
+            finally:
+                handle.remove()
+            effects[layer, head] = (patched - base).mean()
+    return effects
+
+
+@pytest.fixture
+def scoring_setup(llama_factory):
+    model = llama_factory("gqa_head_dim16", seed=5, dtype=torch.float64)
+    geometry = HeadGeometry.of(model.config)
+    g = torch.Generator().manual_seed(11)
+    deltas = torch.randn(geometry.n_layers, geometry.n_heads, geometry.head_dim, generator=g)
+    return model, make_pairs(5, seed=3), deltas
+
+
+def test_attribution_matches_exact_patching_first_order(scoring_setup):
+    """ε·s must equal the exact effect of adding ε·δ to the head (first order, float64 model).
+
+    This is the whole claim of the scoring stage: s is the linearisation of the intervention
+    that is later baked.
+    """
+    model, pairs, deltas = scoring_setup
+    scores = attribution_scores(model, pairs, deltas, pad_id=PAD, batch_size=2)
+    assert scores.shape == (3, 4)
+
+    eps = 1e-3
+    effects = exact_patching(model, pairs, deltas, eps)
+    scale = effects.abs().max()
+    assert scale > 1e-5, "degenerate setup: no head has any effect"
+    torch.testing.assert_close(eps * scores.double(), effects, rtol=0, atol=float(1e-2 * scale))
+
+    # The tolerance shrinks with ε: at 10x larger ε the error is visibly larger, so the
+    # comparison above is sensitive to more than the sign pattern.
+    big = 3e-2
+    big_effects = exact_patching(model, pairs, deltas, big)
+    err_small = (eps * scores.double() - effects).abs().max() / scale
+    err_big = (big * scores.double() - big_effects).abs().max() / big_effects.abs().max()
+    assert err_small < err_big
+
+
+def test_attribution_is_linear_in_delta(scoring_setup):
+    """Scores are ∇M·δ: scaling δ by c scales every score by c (per-head dot product)."""
+    model, pairs, deltas = scoring_setup
+    base = attribution_scores(model, pairs, deltas, pad_id=PAD, batch_size=5)
+    scaled = attribution_scores(model, pairs, -2.5 * deltas, pad_id=PAD, batch_size=5)
+    torch.testing.assert_close(scaled, -2.5 * base, rtol=1e-5, atol=1e-6)
+
+
+def test_attribution_independent_of_batch_size(scoring_setup):
+    """Right padding must not leak into the scores: batch size 1 and 3 agree."""
+    model, pairs, deltas = scoring_setup
+    one = attribution_scores(model, pairs, deltas, pad_id=PAD, batch_size=1)
+    three = attribution_scores(model, pairs, deltas, pad_id=PAD, batch_size=3)
+    torch.testing.assert_close(one, three, rtol=1e-5, atol=1e-6)
+
+
+def test_attribution_float32_model(llama_factory):
+    """The default fp32 path agrees with the float64 model's scores (same weights)."""
+    model32 = llama_factory("mha", seed=6)
+    model64 = llama_factory("mha", seed=6, dtype=torch.float64)
+    pairs = make_pairs(3, seed=4)
+    deltas = torch.randn(3, 4, 12, generator=torch.Generator().manual_seed(2))
+    s32 = attribution_scores(model32, pairs, deltas, pad_id=PAD, batch_size=2)
+    s64 = attribution_scores(model64, pairs, deltas, pad_id=PAD, batch_size=2)
+    torch.testing.assert_close(s32, s64, rtol=1e-4, atol=1e-5)
+
+
+def test_mediation_metric_matches_reference(llama_factory):
+    """mediation_metric on a padded batch equals per-pair unpadded logprob differences."""
+    model = llama_factory("gqa", seed=7, dtype=torch.float64)
+    pairs = make_pairs(4, seed=5)
+    with torch.no_grad():
+        batched = mediation_metric(model, collate_pairs(pairs, PAD))
+        reference = torch.stack([_metric(model, p) for p in pairs])
+    torch.testing.assert_close(batched.double(), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_scores_csv_round_trip(tmp_path):
+    """scores.csv is what the export ships and what a warm re-run reads back."""
+    scores = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "sub" / "scores.csv"
+    write_scores_csv(scores, path)
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["layer", "head", "score"]
+    assert len(rows) == 1 + 15
+    torch.testing.assert_close(read_scores_csv(path), scores, rtol=1e-7, atol=0)
+
+
+def test_plot_heatmap_writes_png(tmp_path):
+    """The heatmap is part of every export; it must be a real PNG file."""
+    scores = torch.randn(4, 3)
+    path = tmp_path / "plots" / "scores.png"
+    plot_heatmap(scores, [(0, 1), (3, 2)], path, "tiny")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plot_heatmap(torch.zeros(2, 2), [], tmp_path / "zeros.png", "all zero scores")
+    assert (tmp_path / "zeros.png").stat().st_size > 0
+
+
+def _model_state(model) -> tuple:
+    return (
+        {p.device for p in model.parameters()},
+        {p.dtype for p in model.parameters()},
+        model.training,
+        [p.requires_grad for p in model.parameters()],
+    )
+
+
+def test_attribution_leaves_model_as_it_was(llama_factory):
+    """Scoring runs inside a Lightning Trainer; the caller's model must come back unchanged."""
+    model = llama_factory("gqa", seed=7)
+    model.requires_grad_(False)
+    before = _model_state(model)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    attribution_scores(model, make_pairs(2), torch.randn(3, 4, 12), pad_id=PAD, batch_size=2)
+    assert _model_state(model) == before
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, weights[key], rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_attribution_keeps_cuda_model_on_cuda(llama_factory):
+    """The pipeline keeps using run.model on its device after scoring (e.g. steered answers).
+
+    Lightning's Strategy.teardown() calls `lightning_module.cpu()`, which would move the
+    wrapped base model to the CPU behind the pipeline's back.
+    """
+    model = llama_factory("gqa", seed=7).cuda()
+    attribution_scores(model, make_pairs(2), torch.randn(3, 4, 12), pad_id=PAD, batch_size=2)
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
