@@ -84,3 +84,7 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
     assert manifest["steering"]["n_heads_total"] == 270
     assert len(manifest["steering"]["heads"]) == 14  # 5% of 30 layers x 9 heads
     assert manifest["pairs"]["kept"] >= 1
+
+    verified = CliRunner().invoke(app, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
+    assert verified.output.startswith("ok: max |Δlogit|")
