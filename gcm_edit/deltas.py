@@ -48,18 +48,12 @@ def steering_vectors(
     model, pairs: list[Pair], pad_id: int, batch_size: int
 ) -> dict[str, torch.Tensor]:
     """δ for every head and every positions mode: {positions: [L, H, d]}."""
-    contrast = mean_head_outputs(
-        model,
-        [(p.prompt_contrast, p.response_contrast) for p in pairs],
-        pad_id,
-        batch_size,
-        "δ: contrast runs",
-    )
-    original = mean_head_outputs(
-        model,
-        [(p.prompt_orig, p.response_orig) for p in pairs],
-        pad_id,
-        batch_size,
-        "δ: original runs",
-    )
-    return {p: contrast[p] - original[p] for p in POSITIONS}
+    sides = {
+        "contrast": [(p.prompt_contrast, p.response_contrast) for p in pairs],
+        "original": [(p.prompt_orig, p.response_orig) for p in pairs],
+    }
+    means = {
+        side: mean_head_outputs(model, sequences, pad_id, batch_size, f"δ: {side} runs")
+        for side, sequences in sides.items()
+    }
+    return {p: means["contrast"][p] - means["original"][p] for p in POSITIONS}
