@@ -66,11 +66,11 @@ tags:
 
 # {base["name"]} — steered toward **{recipe["name"]}**
 
-{recipe["description"]} This checkpoint is {base["name"]} with steering vectors baked into
-the output-projection biases of {len(steering["heads"])} attention heads
-({steering["k_percent"]}% of {steering["n_heads_total"]}), chosen by Generative Causal
-Mediation (attribution patching, arXiv 2602.16080). Nothing else differs from the base
-model: it loads in any Hugging Face stack with no extra code.
+{recipe["description"]} This checkpoint is {base["name"]} with {_edit(steering)} of
+{len(steering["heads"])} attention heads ({steering["k_percent"]}% of
+{steering["n_heads_total"]}), chosen by Generative Causal Mediation (attribution patching,
+arXiv 2602.16080). Nothing else differs from the base model: it loads in any Hugging Face
+stack with no extra code (saved as `{manifest["export"]["class"]}`).{_window(manifest)}
 
 ## Evaluation
 

@@ -170,7 +170,7 @@ def export(settings: ExportSettings) -> Path:
     print_tables(
         metrics_table(
             f"{run.recipe.name}: held-out questions, no directive "
-            f"({len(plan.heads)} heads, α={plan.alpha})",
+            f"({plan.n_heads} heads, {settings.intervention}, α={plan.alpha})",
             metrics,
         ),
         samples_table(metrics["base"], metrics["steered"]),

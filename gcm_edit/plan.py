@@ -63,6 +63,11 @@ class SteeringPlan:
         vectors = torch.stack([deltas[layer, head] for layer, head in heads])
         return cls(geometry, heads, vectors, alpha, [1.0] * len(heads))
 
+    @property
+    def n_heads(self) -> int:
+        """Distinct heads the plan touches, additive or scaled."""
+        return len(set(self.heads) | set(self.scaled_heads))
+
     def add_tensor(self) -> torch.Tensor:
         """What to add to o_proj's input in each layer: [layers, heads*head_dim]."""
         g = self.geometry
@@ -99,12 +104,18 @@ class SteeringPlan:
         return digest.hexdigest()[:16]
 
     def describe(self) -> list[dict]:
-        return [
+        """One row per steered head (additive, then scaled), for the manifest and model card."""
+        rows = [
             {"layer": layer, "head": head, "scale": scale, "delta_norm": float(vector.norm())}
             for (layer, head), vector, scale in zip(
                 self.heads, self.vectors, self.scales, strict=True
             )
         ]
+        rows += [
+            {"layer": layer, "head": head, "head_scale": value}
+            for (layer, head), value in zip(self.scaled_heads, self.head_scales, strict=True)
+        ]
+        return rows
 
     def save(self, folder: Path) -> None:
         """δ vectors as safetensors plus a JSON header, so the hooked model can be rebuilt."""
@@ -114,6 +125,8 @@ class SteeringPlan:
             "heads": self.heads,
             "alpha": self.alpha,
             "scales": self.scales,
+            "scaled_heads": self.scaled_heads,
+            "head_scales": self.head_scales,
         }
         (folder / "gcm_edit_plan.json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -127,6 +140,6 @@ class SteeringPlan:
             vectors,
             meta["alpha"],
             meta["scales"],
-            [tuple(h) for h in meta.get("scaled_heads", [])],
-            meta.get("head_scales", []),
+            [tuple(h) for h in meta["scaled_heads"]],
+            meta["head_scales"],
         )

@@ -296,3 +296,27 @@ def test_failed_forced_export_keeps_old_folder(exported, env, monkeypatch):
     assert result.exit_code == 1
     assert {p.name: sha256_file(p) for p in out.iterdir()} == before
     assert _leftovers(out) == []
+
+
+def test_scale_intervention_export(env, tmp_path):
+    """--intervention scale: a pure o_proj-column edit, no bias, described as such."""
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "scaled"
+    result = _export(env["model"], out, "--intervention", "scale", "--alpha", "3")
+    assert result.exit_code == 0, (result.output, result.exception)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    assert manifest["steering"]["intervention"] == "scale"
+    assert manifest["export"] == {"class": "LlamaForCausalLM", "exact_up_to_tokens": None}
+    scaled = [h for h in manifest["steering"]["heads"] if h.get("head_scale") == 3.0]
+    assert len(scaled) == n_selected(12, K_PERCENT)
+    assert "o_proj columns) scaled by 3.0" in (out / "README.md").read_text()
+    assert f"({len(scaled)} heads, scale, α=3.0)" in result.output.replace("\n", " ")
+    plan = SteeringPlan.load(out)  # the plan round-trips, so `gcm-edit verify` rebuilds it
+    assert plan.heads == [] and len(plan.scaled_heads) == len(scaled)
+    assert plan.head_scales == [3.0] * len(scaled)
+    verified = CliRunner().invoke(app, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.attention_bias is False
+    assert model.model.layers[0].self_attn.o_proj.bias is None
