@@ -39,7 +39,14 @@ def run_plain(folder: Path, prompts: list[list[int]], greedy_tokens: int) -> dic
         request, target = Path(tmp) / "request.json", Path(tmp) / "out.safetensors"
         request.write_text(json.dumps({"prompts": prompts, "greedy_tokens": greedy_tokens}))
         proc = subprocess.run(
-            [sys.executable, plain_runner.__file__, str(folder), str(request), str(target)],
+            # absolute: the child runs in a temp cwd, and a relative path would be read as a hub id
+            [
+                sys.executable,
+                plain_runner.__file__,
+                str(folder.resolve()),
+                str(request),
+                str(target),
+            ],
             capture_output=True,
             text=True,
             cwd=tmp,

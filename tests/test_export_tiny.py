@@ -320,3 +320,11 @@ def test_scale_intervention_export(env, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.attention_bias is False
     assert model.model.layers[0].self_attn.o_proj.bias is None
+
+
+def test_relative_out_folder(env, tmp_path, monkeypatch):
+    """The default --out is relative (checkpoints/...): verification must still find it."""
+    monkeypatch.chdir(tmp_path)
+    result = _export(env["model"], "checkpoints/tiny-verse")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert (tmp_path / "checkpoints" / "tiny-verse" / "model.safetensors").is_file()
