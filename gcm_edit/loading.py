@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +107,3 @@ def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
     if not tokenizer.chat_template:
         raise GcmEditError(f"{ref.name} has no chat template; gcm-edit needs a chat/instruct model")
     return tokenizer
-
-
-def config_summary(config) -> dict:
-    return json.loads(config.to_json_string())
