@@ -40,7 +40,7 @@ def calibrate(settings: CalibrateSettings) -> list[dict]:
             {
                 "positions": positions or "base",
                 "alpha": alpha,
-                "n_heads": 0 if plan is None else plan.n_heads,
+                "n_heads": 0 if plan is None else len(plan.steered_heads),
                 "success": ev.success_rate,
                 "concept": ev.concept_rate,
                 "fluent": ev.fluent_rate,

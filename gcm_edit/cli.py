@@ -42,10 +42,11 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _run(fn, settings) -> None:
+def _run(job) -> None:
+    """Run a command's job; a GcmEditError becomes one line on stderr and exit code 2."""
     _quiet_libraries()
     try:
-        fn(settings)
+        job()
     except GcmEditError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -77,7 +78,8 @@ def export_cmd(
     values = dict(locals())
     from gcm_edit.export import export
 
-    _run(export, _settings(ExportSettings, values))
+    settings = _settings(ExportSettings, values)
+    _run(lambda: export(settings))
 
 
 @app.command("calibrate")
@@ -106,9 +108,10 @@ def calibrate_cmd(
     values = dict(locals())
     from gcm_edit.calibrate import calibrate
 
-    values["alphas"] = [float(a) for a in alphas.split(",")]
+    values["alphas"] = alphas.split(",")
     values["positions_grid"] = positions_grid.split(",")
-    _run(calibrate, _settings(CalibrateSettings, values))
+    settings = _settings(CalibrateSettings, values)
+    _run(lambda: calibrate(settings))
 
 
 @app.command("verify")
@@ -121,14 +124,14 @@ def verify_cmd(
     """Reload FOLDER with plain transformers and check it equals the hooked steered base model."""
     from gcm_edit.verify import verify_folder
 
-    def check(_settings) -> None:
+    def check() -> None:
         result = verify_folder(folder, base)
         typer.echo(
             f"ok: max |Δlogit| {result.max_abs_logit_diff:.2e} (limit {result.tolerance:.0e}), "
             f"greedy tokens identical on {result.n_prompts} prompts"
         )
 
-    _run(check, None)
+    _run(check)
 
 
 def _settings(cls, values: dict):

@@ -10,7 +10,7 @@ from gcm_edit.fluency import is_fluent, perplexities, repeated_ngram_rate
 from gcm_edit.generation import Decoding, decode, generate
 from gcm_edit.judges import make_judge
 from gcm_edit.plan import SteeringPlan
-from gcm_edit.prompts import chat_messages, encode_prompt
+from gcm_edit.prompts import bare_prompts
 from gcm_edit.recipe import Recipe
 
 
@@ -39,7 +39,7 @@ def answer_questions(
     label: str = "answering",
 ) -> list[str]:
     """Greedy answers to bare questions, optionally from the hooked steered model."""
-    prompts = [encode_prompt(tokenizer, chat_messages(q, None, "original")) for q in questions]
+    prompts = bare_prompts(tokenizer, questions)
     device = next(model.parameters()).device
     hooks = plan.apply(model, device) if plan is not None else nullcontext()
     with hooks:

@@ -17,13 +17,11 @@ from gcm_edit.evaluate import Evaluation, judge_answers
 from gcm_edit.gguf_export import convert_to_gguf, find_converter
 from gcm_edit.pipeline import Run, console
 from gcm_edit.plan import SteeringPlan
-from gcm_edit.prompts import chat_messages, encode_prompt
+from gcm_edit.prompts import bare_prompts
 from gcm_edit.report import metrics_table, print_tables, samples_table
 from gcm_edit.scoring import plot_heatmap, write_scores_csv
 from gcm_edit.settings import ExportSettings
-from gcm_edit.verify import verify_export
-
-VERIFY_PROMPTS = 3
+from gcm_edit.verify import VERIFY_PROMPTS, verify_export
 
 
 def output_dir(settings: ExportSettings, run: Run) -> Path:
@@ -136,16 +134,13 @@ def export(settings: ExportSettings) -> Path:
             write_scores_csv(scores, staging / "scores.csv")
             plot_heatmap(
                 scores,
-                plan.heads,
+                plan.steered_heads,
                 staging / "scores.png",
                 f"{run.model_ref.slug}: '{run.recipe.name}' mediation\n(selected heads boxed)",
             )
             del baked
         with run.stage("verify"):
-            prompts = [
-                encode_prompt(run.tokenizer, chat_messages(q, None, "original"))
-                for q in run.recipe.heldout[:VERIFY_PROMPTS]
-            ]
+            prompts = bare_prompts(run.tokenizer, run.recipe.heldout[:VERIFY_PROMPTS])
             verification = verify_export(staging, run.model, plan, prompts)
         manifest["verification"] = verification.to_json()
         if settings.gguf:
@@ -170,7 +165,7 @@ def export(settings: ExportSettings) -> Path:
     print_tables(
         metrics_table(
             f"{run.recipe.name}: held-out questions, no directive "
-            f"({plan.n_heads} heads, {settings.intervention}, α={plan.alpha})",
+            f"({len(plan.steered_heads)} heads, {settings.intervention}, α={plan.alpha})",
             metrics,
         ),
         samples_table(metrics["base"], metrics["steered"]),

@@ -64,9 +64,9 @@ class SteeringPlan:
         return cls(geometry, heads, vectors, alpha, [1.0] * len(heads))
 
     @property
-    def n_heads(self) -> int:
+    def steered_heads(self) -> list[tuple[int, int]]:
         """Distinct heads the plan touches, additive or scaled."""
-        return len(set(self.heads) | set(self.scaled_heads))
+        return sorted(set(self.heads) | set(self.scaled_heads))
 
     def add_tensor(self) -> torch.Tensor:
         """What to add to o_proj's input in each layer: [layers, heads*head_dim]."""

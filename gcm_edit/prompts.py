@@ -24,3 +24,8 @@ def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
     """Token ids of the chat prompt, ending where the assistant's answer starts."""
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def bare_prompts(tokenizer, questions: list[str]) -> list[list[int]]:
+    """Questions asked with no directive: how steered models are evaluated and verified."""
+    return [encode_prompt(tokenizer, chat_messages(q, None, "original")) for q in questions]

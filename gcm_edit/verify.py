@@ -19,6 +19,7 @@ from gcm_edit.plan import SteeringPlan
 
 LOGIT_TOLERANCE = 1e-4
 GREEDY_TOKENS = 24
+VERIFY_PROMPTS = 3
 
 
 @dataclass
@@ -90,7 +91,7 @@ def verify_folder(folder: Path, base: str | None = None) -> Verification:
     from gcm_edit.cache import read_json
     from gcm_edit.default_model import DEFAULT_MODEL, FOLDER_NAME
     from gcm_edit.loading import load_model, load_tokenizer, resolve_model
-    from gcm_edit.prompts import chat_messages, encode_prompt
+    from gcm_edit.prompts import bare_prompts
 
     manifest_path = folder / "gcm_edit.json"
     if not manifest_path.is_file():
@@ -109,6 +110,6 @@ def verify_folder(folder: Path, base: str | None = None) -> Verification:
     ref = resolve_model(base)
     plan = SteeringPlan.load(folder)
     tokenizer = load_tokenizer(resolve_model(str(folder)))
-    questions = [sample["question"] for sample in manifest["samples"][:3]]
-    prompts = [encode_prompt(tokenizer, chat_messages(q, None, "original")) for q in questions]
+    questions = [sample["question"] for sample in manifest["samples"][:VERIFY_PROMPTS]]
+    prompts = bare_prompts(tokenizer, questions)
     return verify_export(folder, load_model(ref), plan, prompts)
