@@ -31,11 +31,14 @@ def _add_zero_bias(linear: nn.Linear) -> None:
         )
 
 
+def needs_llamafy(model: nn.Module, plan: SteeringPlan) -> bool:
+    """Additive steering needs an o_proj bias, which a bias-less family only gets as Llama."""
+    return bool(plan.heads) and arch_spec(model.config).export == "llamafy"
+
+
 def export_class(model: nn.Module, plan: SteeringPlan) -> str:
-    """The class the baked checkpoint is saved as (a bias-less family becomes Llama)."""
-    if plan.heads and arch_spec(model.config).export == "llamafy":
-        return "LlamaForCausalLM"
-    return type(model).__name__
+    """The class the baked checkpoint is saved as."""
+    return "LlamaForCausalLM" if needs_llamafy(model, plan) else type(model).__name__
 
 
 @torch.no_grad()
@@ -46,10 +49,8 @@ def bake(model: nn.Module, plan: SteeringPlan) -> nn.Module:
     are written as zeros, so the checkpoint loads with no missing keys); head scaling needs
     no config change.
     """
-    baked = copy.deepcopy(model)
+    baked = llamafy(model) if needs_llamafy(model, plan) else copy.deepcopy(model)
     if plan.heads:
-        if arch_spec(baked.config).export == "llamafy":
-            baked = llamafy(baked)
         spec = arch_spec(baked.config)
         setattr(baked.config, spec.bias_flag, True)
         add = plan.add_tensor().to(next(baked.parameters()).device)

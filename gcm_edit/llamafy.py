@@ -8,6 +8,8 @@ is exact only up to the window (`architectures.window_limit`).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from gcm_edit.architectures import arch_spec
@@ -89,5 +91,5 @@ def llamafy(model):
         if name not in state and name.endswith("_proj.bias"):
             state[name] = torch.zeros_like(tensor)
     llama.load_state_dict(state, strict=True)
-    llama.generation_config = model.generation_config
+    llama.generation_config = copy.deepcopy(model.generation_config)
     return llama.eval()
