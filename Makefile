@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup export test unit lint bench
+.PHONY: setup export test unit lint bench bench-methods
 
 setup: $(VENV)/.installed
 
@@ -33,3 +33,6 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/e2e.py
+
+bench-methods: setup
+	$(BIN)/python bench/attribution_vs_activation.py $(ARGS)

@@ -6,17 +6,19 @@ import shlex
 import sys
 
 from gcm_edit.evaluate import Evaluation
+from gcm_edit.methods import METHODS
 
 
 def _metrics_rows(metrics: dict[str, Evaluation]) -> str:
     lines = [
-        "| model | success (concept ∧ fluent) | concept | fluent | repeated bigrams | median ppl |",
-        "|---|---|---|---|---|---|",
+        "| model | success (concept ∧ fluent) | concept | fluent | repeated bigrams | median ppl "
+        f"| {next(iter(metrics.values())).grade_label} |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, ev in metrics.items():
         lines.append(
             f"| {name} | {ev.success_rate:.0%} | {ev.concept_rate:.0%} | {ev.fluent_rate:.0%} "
-            f"| {ev.repeated_ngram_rate:.3f} | {ev.median_perplexity:.1f} |"
+            f"| {ev.repeated_ngram_rate:.3f} | {ev.median_perplexity:.1f} | {ev.grade:.2f} |"
         )
     return "\n".join(lines)
 
@@ -29,6 +31,18 @@ def _edit(steering: dict) -> str:
     if steering["intervention"] == "scale":
         return f"the outputs (o_proj columns) scaled by {steering['alpha']}"
     return "steering vectors baked into the output-projection biases"
+
+
+def _chosen(manifest: dict) -> str:
+    selection = manifest["selection"]
+    if "chosen" not in selection:
+        return ""
+    n = len(selection["validation"])
+    return (
+        f"; α = {selection['alpha']}, k = {selection['k_percent']} asked for: chosen among {n}"
+        " candidates on the validation split (highest success, ties to lower KL), never on"
+        " the held-out questions reported above"
+    )
 
 
 def _window(manifest: dict) -> str:
@@ -68,8 +82,9 @@ tags:
 
 {recipe["description"]} This checkpoint is {base["name"]} with {_edit(steering)} of
 {len(steering["heads"])} attention heads ({steering["k_percent"]}% of
-{steering["n_heads_total"]}), chosen by Generative Causal Mediation (attribution patching,
-arXiv 2602.16080). Nothing else differs from the base model: it loads in any Hugging Face
+{steering["n_heads_total"]}), ranked by `{manifest["method"]}`
+({METHODS[manifest["method"]].summary}; Generative Causal Mediation, arXiv 2602.16080).
+Nothing else differs from the base model: it loads in any Hugging Face
 stack with no extra code (saved as `{manifest["export"]["class"]}`).{_window(manifest)}
 
 ## Evaluation
@@ -83,6 +98,11 @@ perplexity ≤ {recipe["fluency"]["max_perplexity"]}).
 
 {_metrics_rows(metrics)}
 
+Retention on {manifest["retention"]["n_prompts"]} neutral prompts shipped with gcm-edit: mean
+KL(base ‖ steered) of next-token distributions = {manifest["retention"]["kl"]:.4f} nats per
+token; perplexity of a neutral paragraph {manifest["retention"]["neutral_ppl_base"]:.2f} (base)
+vs {manifest["retention"]["neutral_ppl_steered"]:.2f} (steered).
+
 Contrastive pairs: {manifest["pairs"]["kept"]} kept of {manifest["pairs"]["n_questions"]}
 training questions (the model followed the contrast directive in
 {manifest["pairs"]["contrast_adherence"]:.0%} of them).
@@ -90,7 +110,7 @@ training questions (the model followed the contrast directive in
 ## Steering
 
 - heads (layer.head): {heads}
-- α = {steering["alpha"]}, δ averaged over **{steering["positions"]}** positions
+- α = {steering["alpha"]}, δ averaged over **{steering["positions"]}** positions{_chosen(manifest)}
 - verified: max |Δlogit| vs the hooked model = {manifest["verification"]["max_abs_logit_diff"]:.2e}
   (fp32), greedy text identical: {manifest["verification"]["greedy_identical"]}
 

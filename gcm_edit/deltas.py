@@ -39,7 +39,7 @@ def mean_head_outputs(
                 totals[positions][layer] += per_seq.sum(0).cpu()
 
         with edit_head_inputs(model, record):
-            model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            batch.run(model)
     shape = (geometry.n_layers, geometry.n_heads, geometry.head_dim)
     return {p: (t / len(sequences)).view(shape) for p, t in totals.items()}
 

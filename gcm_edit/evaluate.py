@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from gcm_edit.fluency import is_fluent, perplexities, repeated_ngram_rate
 from gcm_edit.generation import Decoding, decode, generate
-from gcm_edit.judges import make_judge
+from gcm_edit.judges import Judge
 from gcm_edit.plan import SteeringPlan
 from gcm_edit.prompts import bare_prompts
 from gcm_edit.recipe import Recipe
@@ -22,7 +22,8 @@ class Evaluation:
     fluent_rate: float
     repeated_ngram_rate: float  # mean over answers
     median_perplexity: float  # under the base model
-    rhyme_share: float  # mean share of lines that rhyme with a neighbour
+    grade: float  # mean of the judge's graded figure (e.g. rhyme share for verse)
+    grade_label: str
     answers: list[dict]
 
     def summary(self) -> dict:
@@ -47,9 +48,8 @@ def answer_questions(
 
 
 def judge_answers(
-    base_model, tokenizer, recipe: Recipe, questions: list[str], texts: list[str]
+    base_model, tokenizer, recipe: Recipe, judge: Judge, questions: list[str], texts: list[str]
 ) -> Evaluation:
-    judge = make_judge(recipe.judge)
     ppl = perplexities(base_model, tokenizer, texts)
     rows = []
     for question, text, perplexity in zip(questions, texts, ppl, strict=True):
@@ -74,6 +74,7 @@ def judge_answers(
         fluent_rate=sum(r["fluent"] for r in rows) / n,
         repeated_ngram_rate=statistics.fmean(r["repeated_ngram_rate"] for r in rows),
         median_perplexity=statistics.median(ppl),
-        rhyme_share=statistics.fmean(judge.rhyme_share(t) for t in texts),
+        grade=statistics.fmean(judge.grade(t) for t in texts),
+        grade_label=judge.label,
         answers=rows,
     )

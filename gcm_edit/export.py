@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import tempfile
 from pathlib import Path
 
 from gcm_edit import __version__
@@ -12,23 +10,24 @@ from gcm_edit.architectures import window_limit
 from gcm_edit.bake import bake, export_class
 from gcm_edit.cache import sha256_file, write_json
 from gcm_edit.card import invocation, model_card
-from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluate import Evaluation, judge_answers
 from gcm_edit.gguf_export import convert_to_gguf, find_converter
-from gcm_edit.pipeline import Run, console
+from gcm_edit.methods import METHODS
+from gcm_edit.output import check_output, staged_folder
+from gcm_edit.pipeline import Run, console, reject_sharding
 from gcm_edit.plan import SteeringPlan
 from gcm_edit.prompts import bare_prompts
-from gcm_edit.report import metrics_table, print_tables, samples_table
-from gcm_edit.scoring import plot_heatmap, write_scores_csv
+from gcm_edit.report import metrics_table, print_tables, retention_table, samples_table
+from gcm_edit.retention import Retention, measure_retention
+from gcm_edit.score_table import plot_heatmap, write_scores_csv
 from gcm_edit.settings import ExportSettings
+from gcm_edit.trials import choose_alpha_k, rows_table
 from gcm_edit.verify import VERIFY_PROMPTS, verify_export
 
 
 def output_dir(settings: ExportSettings, run: Run) -> Path:
     out = settings.out or Path("checkpoints") / f"{run.model_ref.slug}-{run.recipe.name}"
-    if out.exists() and not settings.force:
-        raise GcmEditError(f"{out} already exists; pass --force to replace it")
-    return out
+    return check_output(out, settings.force)
 
 
 def evaluate_heldout(run: Run, plan: SteeringPlan, n_heldout: int | None) -> dict[str, Evaluation]:
@@ -38,7 +37,7 @@ def evaluate_heldout(run: Run, plan: SteeringPlan, n_heldout: int | None) -> dic
     model = run.model  # loaded outside this stage's timer
     with run.stage("judging"):
         return {
-            name: judge_answers(model, run.tokenizer, run.recipe, questions, texts)
+            name: judge_answers(model, run.tokenizer, run.recipe, run.judge, questions, texts)
             for name, texts in (("base", base), ("steered", steered))
         }
 
@@ -55,8 +54,32 @@ def write_generation_config(model, run: Run) -> None:
     )
 
 
+def choose_strength(run: Run, settings: ExportSettings) -> tuple[float, float, dict]:
+    """α and k%: as given, or ("auto") the best on the validation split, never the held-out."""
+    alphas = settings.auto_alphas if settings.alpha == "auto" else [settings.alpha]
+    ks = settings.auto_ks if settings.k_percent == "auto" else [settings.k_percent]
+    selection: dict = {"alpha": settings.alpha, "k_percent": settings.k_percent}
+    if "auto" not in (settings.alpha, settings.k_percent):
+        return settings.alpha, settings.k_percent, selection
+    top, rows = choose_alpha_k(run, settings.positions, alphas, ks, settings.n_validation)
+    selection |= {"chosen": {"alpha": top["alpha"], "k_percent": top["k_percent"]}}
+    selection["validation"] = rows
+    print_tables(rows_table(f"{run.recipe.name}: choosing on the validation split", rows))
+    console.print(
+        f"chosen on validation: α={top['alpha']}, k={top['k_percent']}% "
+        f"(success {top['success']:.0%}, KL {top['kl']:.4f})"
+    )
+    return top["alpha"], top["k_percent"], selection
+
+
 def build_manifest(
-    run: Run, plan: SteeringPlan, scores, metrics: dict[str, Evaluation], settings: ExportSettings
+    run: Run,
+    plan: SteeringPlan,
+    scores,
+    metrics: dict[str, Evaluation],
+    retention: Retention,
+    selection: dict,
+    settings: ExportSettings,
 ) -> dict:
     recipe = run.recipe
     heads = [{**row, "score": float(scores[row["layer"], row["head"]])} for row in plan.describe()]
@@ -79,14 +102,14 @@ def build_manifest(
             "fluency": recipe.fluency.model_dump(),
             "heldout_size": metrics["base"].n,
         },
-        "method": "attribution",
+        "method": settings.method,
         "export": {
             "class": export_class(run.model, plan),
             "exact_up_to_tokens": window_limit(run.config) if plan.heads else None,
         },
         "steering": {
             "intervention": settings.intervention,
-            "k_percent": settings.k_percent,
+            "k_percent": selection.get("chosen", selection)["k_percent"],
             "n_heads_total": run.geometry.n_total,
             "alpha": plan.alpha,
             "positions": settings.positions,
@@ -99,7 +122,9 @@ def build_manifest(
             "contrast_adherence": run.pairs.contrast_adherence,
             "original_clean": run.pairs.original_clean,
         },
+        "selection": selection,
         "metrics": {name: ev.summary() for name, ev in metrics.items()},
+        "retention": retention.to_json(),
         "samples": [
             {"question": b["question"], "base": b["answer"], "steered": s["answer"]}
             for b, s in zip(metrics["base"].answers, metrics["steered"].answers, strict=True)
@@ -108,23 +133,25 @@ def build_manifest(
 
 
 def export(settings: ExportSettings) -> Path:
+    reject_sharding(settings)
     run = Run(settings)
     out = output_dir(settings, run)
     if settings.gguf:
         find_converter()
     scores = run.scores(settings.positions)
-    plan = run.plan(settings.positions, settings.alpha)
+    alpha, k_percent, selection = choose_strength(run, settings)
+    plan = run.plan(settings.positions, alpha, k_percent)
     metrics = evaluate_heldout(run, plan, settings.n_heldout)
-    manifest = build_manifest(run, plan, scores, metrics, settings)
+    with run.stage("retention"):
+        retention = measure_retention(run.model, run.tokenizer, plan)
+    manifest = build_manifest(run, plan, scores, metrics, retention, selection, settings)
     if limit := manifest["export"]["exact_up_to_tokens"]:
         console.print(
             f"[yellow]note:[/] {run.config.model_type} uses a {limit}-token sliding window that "
             f"Llama cannot express: the export equals the steered model up to {limit} tokens"
         )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
+    with staged_folder(out) as staging:
         with run.stage("bake + write"):
             baked = bake(run.model, plan)
             write_generation_config(baked, run)
@@ -136,7 +163,9 @@ def export(settings: ExportSettings) -> Path:
                 scores,
                 plan.steered_heads,
                 staging / "scores.png",
-                f"{run.model_ref.slug}: '{run.recipe.name}' mediation\n(selected heads boxed)",
+                f"{run.model_ref.slug}: '{run.recipe.name}', {settings.method}\n"
+                "(selected heads boxed)",
+                METHODS[settings.method].label,
             )
             del baked
         with run.stage("verify"):
@@ -154,13 +183,6 @@ def export(settings: ExportSettings) -> Path:
         }
         write_json(staging / "gcm_edit.json", manifest)
         (staging / "README.md").write_text(model_card(manifest, metrics))
-        for path in staging.iterdir():
-            path.chmod(0o644)
-        staging.chmod(0o755)
-        _replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
     print_tables(
         metrics_table(
@@ -168,6 +190,7 @@ def export(settings: ExportSettings) -> Path:
             f"({len(plan.steered_heads)} heads, {settings.intervention}, α={plan.alpha})",
             metrics,
         ),
+        retention_table(retention),
         samples_table(metrics["base"], metrics["steered"]),
     )
     console.print(
@@ -175,14 +198,3 @@ def export(settings: ExportSettings) -> Path:
     )
     console.print(f"[bold]exported[/] {out}")
     return out
-
-
-def _replace(staging: Path, out: Path) -> None:
-    """Move the finished folder into place; an old one (--force) is removed only after."""
-    if out.exists():
-        trash = out.with_name(f".{out.name}.old-{staging.name.rsplit('-', 1)[-1]}")
-        out.rename(trash)
-        staging.rename(out)
-        shutil.rmtree(trash)
-    else:
-        staging.rename(out)

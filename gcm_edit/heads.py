@@ -43,9 +43,13 @@ def _get(obj, dotted: str):
     return obj
 
 
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    return list(_get(model, arch_spec(model.config).layers))
+
+
 def attention_modules(model: nn.Module) -> list[nn.Module]:
     spec = arch_spec(model.config)
-    return [getattr(layer, spec.attention) for layer in _get(model, spec.layers)]
+    return [getattr(layer, spec.attention) for layer in decoder_layers(model)]
 
 
 def o_proj_modules(model: nn.Module) -> list[nn.Linear]:

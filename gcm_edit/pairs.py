@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gcm_edit.generation import Decoding, decode, generate
-from gcm_edit.judges import make_judge
+from gcm_edit.judges import Judge
 from gcm_edit.prompts import chat_messages, encode_prompt
 from gcm_edit.recipe import Recipe
 
@@ -40,9 +40,14 @@ class PairSet:
 
 
 def build_pairs(
-    model, tokenizer, recipe: Recipe, questions: list[str], decoding: Decoding, batch_size: int
+    model,
+    tokenizer,
+    recipe: Recipe,
+    questions: list[str],
+    decoding: Decoding,
+    batch_size: int,
+    judge: Judge,
 ) -> PairSet:
-    judge = make_judge(recipe.judge)
     prompts = {
         side: [
             encode_prompt(tokenizer, chat_messages(q, recipe.directive, side)) for q in questions

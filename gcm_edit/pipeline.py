@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 
@@ -23,11 +24,14 @@ from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluate import answer_questions
 from gcm_edit.generation import Decoding
 from gcm_edit.heads import HeadGeometry
+from gcm_edit.judges import Judge, make_judge
 from gcm_edit.loading import load_config, load_model, load_tokenizer, resolve_model
+from gcm_edit.methods import METHODS, score_heads
 from gcm_edit.pairs import PairSet, build_pairs
 from gcm_edit.plan import SteeringPlan
 from gcm_edit.recipe import load_recipe
-from gcm_edit.scoring import attribution_scores, read_scores_csv, write_scores_csv
+from gcm_edit.score_table import read_scores_csv, write_scores_csv
+from gcm_edit.scoring import resolve_precision
 from gcm_edit.settings import RunSettings
 
 console = Console(stderr=True)
@@ -37,6 +41,15 @@ def pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def reject_sharding(settings: RunSettings) -> None:
+    """Commands that go on to generate and bake need the whole model on one device."""
+    if settings.strategy == "fsdp":
+        raise GcmEditError(
+            "--strategy fsdp shards the model, which the later stages cannot use; score first "
+            "with `gcm-edit score --strategy fsdp` (same settings): this command reuses the scores"
+        )
 
 
 class Run:
@@ -54,7 +67,7 @@ class Run:
         self.device = pick_device(settings.device)
         self.dir = cache_root() / "runs" / f"{self.model_ref.slug}-{self.model_ref.fingerprint()}"
         self.timings: dict[str, float] = {}
-        self._scores: dict[str, torch.Tensor] = {}
+        self._scores: dict[tuple[str, str], torch.Tensor] = {}
 
     @contextmanager
     def stage(self, name: str, cached: bool = False) -> Iterator[None]:
@@ -73,6 +86,17 @@ class Run:
     def tokenizer(self):
         return load_tokenizer(self.model_ref, self.settings.trust_remote_code)
 
+    @cached_property
+    def judge(self) -> Judge:
+        """The recipe's offline judge, or the LLM judge when --judge-url is given."""
+        s = self.settings
+        return make_judge(self.recipe.judge, s.judge_url, self.recipe.llm_question(), s.judge_model)
+
+    @property
+    def judge_id(self) -> str | list[str]:
+        s = self.settings
+        return self.recipe.judge if not s.judge_url else [s.judge_url, s.judge_model]
+
     @property
     def train_questions(self) -> list[str]:
         return self.recipe.train[: self.settings.n_train]
@@ -83,7 +107,7 @@ class Run:
             "pairs",
             __version__,
             self.recipe.directive.model_dump(),
-            self.recipe.judge,
+            self.judge_id,
             self.train_questions,
             self.decoding,
         )
@@ -102,6 +126,7 @@ class Run:
                 self.train_questions,
                 self.decoding,
                 self.settings.batch_size,
+                self.judge,
             )
         if not pairs.pairs:
             raise GcmEditError(
@@ -127,37 +152,55 @@ class Run:
         save_file({k: v.contiguous() for k, v in deltas.items()}, str(path))
         return deltas
 
-    def scores(self, positions: str) -> torch.Tensor:
-        if positions not in self._scores:
-            self._scores[positions] = self._load_or_score(positions)
-        return self._scores[positions]
+    def scores(self, positions: str, method: str | None = None) -> torch.Tensor:
+        """Head scores by `method` (default: the settings'); cached on disk and in memory."""
+        method = method or self.settings.method
+        if (positions, method) not in self._scores:
+            self._scores[positions, method] = self._load_or_score(positions, method)
+        return self._scores[positions, method]
 
-    def _load_or_score(self, positions: str) -> torch.Tensor:
-        path = self.scores_path(positions)
+    def _load_or_score(self, positions: str, method: str) -> torch.Tensor:
+        """In a multi-process run, ranks other than 0 stop here once scoring is done."""
+        path = self.scores_path(positions, method)
         if path.is_file():
             with self.stage("mediation scores", cached=True):
                 return read_scores_csv(path)
-        deltas = self.deltas[positions]
+        deltas = self.deltas[positions] if METHODS[method].uses_deltas else None
+        pairs = self.pairs.pairs
+        model = self.model  # loaded outside this stage's timer
+        settings = self.settings.model_copy(update={"method": method})
         with self.stage("mediation scores"):
-            scores = attribution_scores(
-                self.model,
-                self.pairs.pairs,
-                deltas,
-                self.tokenizer.pad_token_id,
-                self.settings.batch_size,
-            )
+            scores = score_heads(model, pairs, deltas, self.tokenizer.pad_token_id, settings)
+        if rank_zero_only.rank != 0:
+            raise SystemExit(0)
         write_scores_csv(scores, path)
         return scores
 
-    def scores_path(self, positions: str) -> Path:
-        return self.dir / f"scores-{stable_hash(self.pairs_key, positions)}.csv"
+    def scores_path(self, positions: str, method: str | None = None) -> Path:
+        s = self.settings
+        method = method or s.method
+        key = stable_hash(
+            self.pairs_key,
+            method,
+            positions if METHODS[method].uses_deltas else None,
+            s.seed,
+            resolve_precision(s.precision, torch.device(self.device)),
+        )
+        return self.dir / f"scores-{key}.csv"
 
-    def plan(self, positions: str, alpha: float) -> SteeringPlan:
+    def plan(
+        self,
+        positions: str,
+        alpha: float,
+        k_percent: float | None = None,
+        method: str | None = None,
+    ) -> SteeringPlan:
+        """Top-k% heads by `method` (defaults: the settings') steered with strength α."""
         return SteeringPlan.from_scores(
-            self.scores(positions),
+            self.scores(positions, method),
             self.deltas[positions],
             self.geometry,
-            self.settings.k_percent,
+            k_percent or self.settings.k_percent,
             alpha,
             self.settings.intervention,
         )

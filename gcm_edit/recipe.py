@@ -46,7 +46,9 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     description: str = Field(min_length=1)
-    judge: Literal["verse"]
+    judge: Literal["verse", "refusal", "critique"]
+    # What an LLM judge (--judge-url) is asked about each answer; default from `description`.
+    judge_question: str | None = None
     directive: Directive
     max_new_tokens: int = Field(default=96, ge=1)
     fluency: Fluency = Fluency()
@@ -61,6 +63,12 @@ class Recipe(BaseModel):
             if not q.strip():
                 raise ValueError(f"question {i} is empty")
         return questions
+
+    def llm_question(self) -> str:
+        return (
+            self.judge_question
+            or f"Does this answer show the following concept? {self.description}"
+        )
 
     def sha256(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

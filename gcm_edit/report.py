@@ -6,11 +6,13 @@ from rich.console import Console
 from rich.table import Table
 
 from gcm_edit.evaluate import Evaluation
+from gcm_edit.retention import Retention
 
 
 def metrics_table(title: str, rows: dict[str, Evaluation]) -> Table:
     table = Table(title=title)
-    for column in ("model", "success", "concept", "fluent", "rep. bigrams", "median ppl", "rhyme"):
+    grade = next(iter(rows.values())).grade_label
+    for column in ("model", "success", "concept", "fluent", "rep. bigrams", "median ppl", grade):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, ev in rows.items():
         table.add_row(
@@ -20,8 +22,20 @@ def metrics_table(title: str, rows: dict[str, Evaluation]) -> Table:
             f"{ev.fluent_rate:.0%}",
             f"{ev.repeated_ngram_rate:.3f}",
             f"{ev.median_perplexity:.1f}",
-            f"{ev.rhyme_share:.2f}",
+            f"{ev.grade:.2f}",
         )
+    return table
+
+
+def retention_table(retention: Retention) -> Table:
+    table = Table(title=f"Retention on {retention.n_prompts} neutral prompts and a neutral text")
+    for column in ("KL(base ‖ steered) per token", "neutral text ppl: base", "steered"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{retention.kl:.4f}",
+        f"{retention.neutral_ppl_base:.2f}",
+        f"{retention.neutral_ppl_steered:.2f}",
+    )
     return table
 
 

@@ -1,136 +1,143 @@
-"""Stage 2b: attribution-patching mediation scores for every head, run by a Lightning Trainer.
+"""Stage 2b machinery: every head-scoring method is a LightningModule run by `Trainer.predict`.
 
-M(p_orig) = log π(r_contrast | p_orig) − log π(r_orig | p_orig), teacher-forced.
-s[l,h] = (1/N) Σ_pairs Σ_t ∇_{z[l,h,t]} M · δ[l,h]
-
-Σ_t ∇_z M is the gradient of M w.r.t. a zero vector added to z at every position, so one
-forward of both responses plus one backward scores every head; because δ is shared by all
-pairs, summing M over a batch before the backward gives the same sum of per-pair terms.
+A method adds one tensor per step into `total` (so no graph is kept across steps);
+`total` is summed across ranks at the end of the epoch and turned into scores [L, H].
+Predict loops shard work items without repeating any (unlike test loops under DDP), so
+the sum over ranks counts every pair exactly once.
 """
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 
 import lightning as L
 import torch
+from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader
 
-from gcm_edit.heads import HeadGeometry, add_to_heads
+from gcm_edit.errors import GcmEditError
+from gcm_edit.heads import HeadGeometry, decoder_layers
 from gcm_edit.pairs import Pair
-from gcm_edit.sequences import TokenBatch, response_logprob
+from gcm_edit.settings import ScoringSettings
 
 
-def collate_pairs(pairs: list[Pair], pad_id: int) -> TokenBatch:
-    """Rows [0, B): p_orig ⊕ r_contrast; rows [B, 2B): p_orig ⊕ r_orig."""
-    prompts = [p.prompt_orig for p in pairs] * 2
-    responses = [p.response_contrast for p in pairs] + [p.response_orig for p in pairs]
-    return TokenBatch.build(prompts, responses, pad_id)
+class Scorer(L.LightningModule):
+    """Base class: a list of work items, one contribution per item, one reduction at the end."""
 
-
-def mediation_metric(model, batch: TokenBatch) -> torch.Tensor:
-    """M per pair for a batch built by `collate_pairs`: shape [B]."""
-    logprob = response_logprob(model, batch)
-    half = logprob.shape[0] // 2
-    return logprob[:half] - logprob[half:]
-
-
-class AttributionPatching(L.LightningModule):
-    """Accumulates Σ_pairs ∇M·δ per head in its test loop; scores are all-reduced over ranks."""
-
-    def __init__(self, model: torch.nn.Module, deltas: torch.Tensor):
+    def __init__(self, model: torch.nn.Module, pairs: list[Pair], pad_id: int, total_shape=None):
+        """total_shape: what the contributions sum into; default one value per head."""
         super().__init__()
         self.model = model
+        self.pairs = pairs
+        self.pad_id = pad_id
         self.geometry = HeadGeometry.of(model.config)
-        self.register_buffer("deltas", deltas.float())
-        self.register_buffer("score_sum", torch.zeros(deltas.shape[:2], dtype=torch.float64))
-        self.register_buffer("pair_count", torch.zeros((), dtype=torch.float64))
+        shape = total_shape or (self.geometry.n_layers, self.geometry.n_heads)
+        self.register_buffer("total", torch.zeros(shape, dtype=torch.float64))
         self.scores: torch.Tensor | None = None
 
-    def test_step(self, batch: TokenBatch, batch_idx: int) -> None:
-        g = self.geometry
-        with torch.enable_grad():
-            probe = torch.zeros(
-                g.n_layers, g.n_heads * g.head_dim, device=self.device, requires_grad=True
-            )
-            with add_to_heads(self.model, probe):
-                metric = mediation_metric(self.model, batch)
-            (grad,) = torch.autograd.grad(metric.sum(), probe)
-        per_head = (grad.view(g.n_layers, g.n_heads, g.head_dim) * self.deltas).sum(-1)
-        self.score_sum += per_head.double()
-        self.pair_count += metric.shape[0]
+    def work_items(self, batch_size: int) -> list:
+        """Default: chunks of pair indices."""
+        indices = list(range(len(self.pairs)))
+        return [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
 
-    def on_test_epoch_end(self) -> None:
-        total = self.trainer.strategy.reduce(self.score_sum.clone(), reduce_op="sum")
-        count = self.trainer.strategy.reduce(self.pair_count.clone(), reduce_op="sum")
-        self.scores = (total / count).float().cpu()
+    def collate(self, item):
+        raise NotImplementedError
 
-    def transfer_batch_to_device(self, batch: TokenBatch, device, dataloader_idx: int):
+    def contribution(self, batch) -> torch.Tensor:
+        """What this item adds to `total`."""
+        raise NotImplementedError
+
+    def finish(self, total: torch.Tensor) -> torch.Tensor:
+        """Scores [layers, heads] from the all-reduced total; default: mean over pairs."""
+        return total / len(self.pairs)
+
+    def predict_step(self, batch, batch_idx: int) -> None:
+        self.total += self.contribution(batch).double()
+
+    def on_predict_epoch_end(self) -> None:
+        total = self.trainer.strategy.reduce(self.total.clone(), reduce_op="sum")
+        self.scores = self.finish(total).float().cpu()
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         return batch.to(device)
 
 
-def attribution_scores(
-    model, pairs: list[Pair], deltas: torch.Tensor, pad_id: int, batch_size: int
-) -> torch.Tensor:
-    """Mediation score per head, shape [layers, heads]."""
-    module = AttributionPatching(model, deltas)
-    loader = DataLoader(pairs, batch_size=batch_size, collate_fn=lambda b: collate_pairs(b, pad_id))
-    trainer = L.Trainer(
-        accelerator="auto",
-        devices=1,
+@contextmanager
+def checkpointed_layers(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    """Recompute each decoder layer in the backward pass instead of storing its activations.
+
+    Works in eval mode (HF's own gradient checkpointing is only active in training mode);
+    head hooks inside a layer run again during recomputation, which is what we want.
+    """
+    layers = decoder_layers(model) if enabled else []
+    saved = [layer.__dict__.get("forward") for layer in layers]
+    for layer in layers:
+        layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)
+    try:
+        yield
+    finally:
+        for layer, forward in zip(layers, saved, strict=True):
+            if forward is None:
+                del layer.forward
+            else:
+                layer.forward = forward
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def make_trainer(model: torch.nn.Module, settings: ScoringSettings) -> L.Trainer:
+    """A predict-only Trainer on the model's own device type."""
+    device = next(model.parameters()).device
+    on_gpu = device.type == "cuda"
+    devices = settings.devices
+    if devices == 1 and on_gpu:
+        devices = [device.index or 0]
+    strategy = settings.strategy
+    if strategy == "fsdp" and not on_gpu:
+        raise GcmEditError(
+            "--strategy fsdp needs CUDA devices (Lightning's FSDP is GPU-only); "
+            "on CPU use --strategy ddp"
+        )
+    if strategy == "auto" and settings.devices > 1:
+        strategy = "ddp"
+    elif strategy == "fsdp":
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        strategy = FSDPStrategy(auto_wrap_policy={type(decoder_layers(model)[0])})
+    return L.Trainer(
+        accelerator="gpu" if on_gpu else "cpu",
+        devices=devices,
+        strategy=strategy,
+        precision=resolve_precision(settings.precision, device),
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
         inference_mode=False,
     )
+
+
+def run_scorer(scorer: Scorer, settings: ScoringSettings) -> torch.Tensor:
+    """Run the scorer's predict loop; return scores [layers, heads] (on every rank)."""
+    model = scorer.model
     device = next(model.parameters()).device
-    trainer.test(module, dataloaders=loader, verbose=False)
-    model.to(device)  # Lightning's teardown moves the module (and our shared model) to CPU
-    return module.scores
-
-
-def write_scores_csv(scores: torch.Tensor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["layer", "head", "score"])
-        for layer, row in enumerate(scores.tolist()):
-            for head, value in enumerate(row):
-                writer.writerow([layer, head, f"{value:.8g}"])
-
-
-def read_scores_csv(path: Path) -> torch.Tensor:
-    with open(path) as f:
-        rows = [(int(r["layer"]), int(r["head"]), float(r["score"])) for r in csv.DictReader(f)]
-    scores = torch.zeros(max(r[0] for r in rows) + 1, max(r[1] for r in rows) + 1)
-    for layer, head, value in rows:
-        scores[layer, head] = value
-    return scores
-
-
-def plot_heatmap(
-    scores: torch.Tensor, selected: list[tuple[int, int]], path: Path, title: str
-) -> None:
-    """Layer × head heatmap (diverging, centred on 0) with the selected heads boxed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    limit = float(scores.abs().max()) or 1.0
-    fig, ax = plt.subplots(
-        figsize=(max(6.5, scores.shape[1] * 0.5), max(4, scores.shape[0] * 0.25))
+    loader = DataLoader(
+        scorer.work_items(settings.batch_size),
+        batch_size=1,
+        collate_fn=lambda items: scorer.collate(items[0]),
     )
-    image = ax.imshow(scores.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    for layer, head in selected:
-        ax.add_patch(Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, lw=1.5, ec="black"))
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, label="mediation score")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    trainer = make_trainer(model, settings)
+    with checkpointed_layers(model, settings.activation_checkpointing), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "predict returned None")  # results go into `total`
+        warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")  # Lightning↔torch
+        trainer.predict(scorer, dataloaders=loader, return_predictions=False)
+    model.to(device)  # Lightning's teardown moves the module (and our shared model) to CPU
+    return scorer.scores

@@ -34,6 +34,15 @@ class TokenBatch:
     def to(self, device) -> TokenBatch:
         return TokenBatch(*(t.to(device) for t in vars(self).values()))
 
+    def run(self, model):
+        """Teacher-forced forward; no KV cache (nothing is generated, and checkpointed layers
+        would append to it again when recomputed)."""
+        return model(input_ids=self.input_ids, attention_mask=self.attention_mask, use_cache=False)
+
+    def repeat(self, copies: int) -> TokenBatch:
+        """The batch stacked `copies` times along the rows (one copy per patched head)."""
+        return TokenBatch(*(t.repeat(copies, 1) for t in vars(self).values()))
+
     def position_mask(self, positions: str) -> torch.Tensor:
         """Mask of the positions δ averages over: `prompt`, `response` or `all`."""
         if positions == "prompt":
@@ -45,8 +54,9 @@ class TokenBatch:
 
 def response_logprob(model, batch: TokenBatch) -> torch.Tensor:
     """Σ_t log π(response_t | prefix) per sequence, teacher-forced: shape [B]."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    logits = batch.run(model).logits
+    logits = logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32))
+    logprobs = torch.log_softmax(logits, dim=-1)
     targets = batch.input_ids[:, 1:]
     token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return (token_lp * batch.response_mask[:, 1:]).sum(-1)

@@ -86,10 +86,21 @@ def verify_export(
     return result
 
 
+def recorded_base(manifest: dict) -> str:
+    """The base model an export names: its folder if still there, else the built-in by name."""
+    from gcm_edit.default_model import DEFAULT_MODEL, FOLDER_NAME
+
+    recorded = manifest["base_model"]
+    if Path(recorded["source"]).is_dir():
+        return recorded["source"]
+    if recorded["name"] == FOLDER_NAME:
+        return DEFAULT_MODEL
+    raise GcmEditError(f"base model not found at {recorded['source']}; pass --base PATH_OR_HUB_ID")
+
+
 def verify_folder(folder: Path, base: str | None = None) -> Verification:
     """`gcm-edit verify`: rebuild the hooked model from the base model and the folder's plan."""
     from gcm_edit.cache import read_json
-    from gcm_edit.default_model import DEFAULT_MODEL, FOLDER_NAME
     from gcm_edit.loading import load_model, load_tokenizer, resolve_model
     from gcm_edit.prompts import bare_prompts
 
@@ -97,17 +108,7 @@ def verify_folder(folder: Path, base: str | None = None) -> Verification:
     if not manifest_path.is_file():
         raise GcmEditError(f"{folder} is not a gcm-edit export (no gcm_edit.json)")
     manifest = read_json(manifest_path)
-    recorded = manifest["base_model"]
-    if base is None:
-        if Path(recorded["source"]).is_dir():
-            base = recorded["source"]
-        elif recorded["name"] == FOLDER_NAME:
-            base = DEFAULT_MODEL
-        else:
-            raise GcmEditError(
-                f"base model not found at {recorded['source']}; pass --base PATH_OR_HUB_ID"
-            )
-    ref = resolve_model(base)
+    ref = resolve_model(base or recorded_base(manifest))
     plan = SteeringPlan.load(folder)
     tokenizer = load_tokenizer(resolve_model(str(folder)))
     questions = [sample["question"] for sample in manifest["samples"][:VERIFY_PROMPTS]]

@@ -32,10 +32,11 @@ def _single_error_line(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("command", ["export", "calibrate"])
+@pytest.mark.parametrize("command", ["export", "calibrate", "score", "sweep", "eval"])
 def test_unknown_concept(command):
     """A typo in --concept is exit 2 with the list of known concepts."""
-    result = _invoke(command, "--concept", "no-such-concept")
+    target = ["smollm2-135m-instruct"] if command == "eval" else []
+    result = _invoke(command, *target, "--concept", "no-such-concept")
     assert result.exit_code == 2, result.output
     line = _single_error_line(result)
     assert "no-such-concept" in line
@@ -120,3 +121,22 @@ def test_help_lists_commands():
     result = _invoke("--help")
     assert result.exit_code == 0
     assert "export" in result.output and "calibrate" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export", "--method", "magic"], "--method: Input should be 'attribution'"),
+        (["export", "--alpha", "strong"], "--alpha"),
+        (["export", "--k", "0"], "--k"),
+        (["score", "--strategy", "horovod"], "--strategy"),
+        (["sweep", "--methods", "attribution,magic"], "--methods"),
+        (["sweep", "--ks", "5,x"], "--ks"),
+        (["eval", "smollm2-135m-instruct", "--split", "train"], "--split"),
+    ],
+)
+def test_bad_option_values(args, message):
+    """Scoring, sweep and eval options are validated into one line, before any model loads."""
+    result = _invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert message in _single_error_line(result)

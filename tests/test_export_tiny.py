@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 from gcm_edit.cache import sha256_file
 from gcm_edit.cli import app
 from gcm_edit.errors import GcmEditError
-from gcm_edit.heads import add_to_heads
-from gcm_edit.plan import SteeringPlan, n_selected
+from gcm_edit.heads import HeadGeometry, add_to_heads
+from gcm_edit.methods import random_scores
+from gcm_edit.plan import SteeringPlan, n_selected, select_heads
 from gcm_edit.recipe import load_recipe
+from gcm_edit.score_table import read_scores_csv
 
 N_TRAIN = 4
 K_PERCENT = 25  # 3 of the tiny model's 12 heads
@@ -29,6 +31,8 @@ class ContrastSideJudge:
     after the first n are the contrast side.
     """
 
+    label = "calls"
+
     def __init__(self, n_questions: int):
         self.n_questions = n_questions
         self.calls = 0
@@ -36,6 +40,9 @@ class ContrastSideJudge:
     def __call__(self, text: str) -> bool:
         self.calls += 1
         return self.calls > self.n_questions
+
+    def grade(self, text: str) -> float:
+        return 0.0
 
 
 def _args(model_dir, out, *extra: str) -> list[str]:
@@ -68,7 +75,7 @@ def _leftovers(out) -> list:
 
 
 def _use_contrast_side_judge(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr("gcm_edit.pairs.make_judge", lambda _name: ContrastSideJudge(N_TRAIN))
+    mp.setattr("gcm_edit.pipeline.make_judge", lambda *_args: ContrastSideJudge(N_TRAIN))
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +335,132 @@ def test_relative_out_folder(env, tmp_path, monkeypatch):
     result = _export(env["model"], "checkpoints/tiny-verse")
     assert result.exit_code == 0, (result.output, result.exception)
     assert (tmp_path / "checkpoints" / "tiny-verse" / "model.safetensors").is_file()
+
+
+def _score(model_dir, out, *extra: str):
+    args = ["score", "--model", str(model_dir), "--n-train", str(N_TRAIN), "--max-new-tokens"]
+    args += ["8", "--k", str(K_PERCENT), "--batch-size", "3", "--out", str(out), *extra]
+    return CliRunner().invoke(app, args)
+
+
+@pytest.mark.parametrize("method", ["attribution", "activation", "knockout", "probe", "random"])
+def test_score_command(exported, env, tmp_path, method):
+    """`gcm-edit score` writes every head's score, a heatmap and metadata naming the method."""
+    out = tmp_path / "scores"
+    result = _score(env["model"], out, "--method", method)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    scores = read_scores_csv(out / "scores.csv")
+    assert scores.shape == (3, 4) and scores.abs().max() > 0
+    meta = json.loads((out / "scores.json").read_text())
+    assert meta["method"] == method and meta["n_pairs"] == N_TRAIN
+    expected = [{"layer": la, "head": h} for la, h in select_heads(scores, K_PERCENT)]
+    assert [{k: row[k] for k in ("layer", "head")} for row in meta["top_heads"]] == expected
+    if method == "attribution":  # same settings as the export: the cached scores are shared
+        torch.testing.assert_close(scores, read_scores_csv(exported[0] / "scores.csv"))
+    again = _score(env["model"], out, "--method", method)
+    assert again.exit_code == 2 and "already exists; pass --force" in again.stderr
+
+
+def test_paper_method_needs_aligned_prompts(env, tmp_path):
+    """The verse directives differ in length, so position-wise patching is refused in one line."""
+    out = tmp_path / "scores"
+    result = _score(env["model"], out, "--method", "paper")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "equal token length" in result.stderr and not out.exists()
+
+
+def test_export_with_random_selection(env, tmp_path):
+    """--method random drives selection: the manifest says so and the heads follow the seed."""
+    out = tmp_path / "random"
+    result = _export(env["model"], out, "--method", "random", "--seed", "7")
+    assert result.exit_code == 0, (result.output, result.exception)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    assert manifest["method"] == "random"
+    expected = select_heads(random_scores(HeadGeometry(3, 4, 16), 7), K_PERCENT)
+    assert [(h["layer"], h["head"]) for h in manifest["steering"]["heads"]] == expected
+    assert "ranked by `random`" in (out / "README.md").read_text()
+
+
+def test_export_refuses_fsdp(env, tmp_path):
+    result = _export(env["model"], tmp_path / "x", "--strategy", "fsdp")
+    assert result.exit_code == 2 and "gcm-edit score --strategy fsdp" in result.stderr
+
+
+def test_eval_command_unsteered_and_steered(exported, env, tmp_path):
+    """`gcm-edit eval`: KL is 0 for the base itself and positive for the steered export."""
+    common = ["--n-questions", "2", "--max-new-tokens", "8", "--batch-size", "3"]
+    base = CliRunner().invoke(
+        app, ["eval", str(env["model"]), *common, "--out", str(tmp_path / "base.json")]
+    )
+    assert base.exit_code == 0, (base.output, base.exception)
+    base_report = json.loads((tmp_path / "base.json").read_text())
+    assert base_report["retention"]["kl"] == 0.0
+    assert set(base_report["metrics"]) == {"evaluated"}
+
+    out = exported[0]
+    steered = CliRunner().invoke(
+        app,
+        ["eval", str(out), *common, "--base", str(env["model"]), "--out", str(tmp_path / "s.json")],
+    )
+    assert steered.exit_code == 0, (steered.output, steered.exception)
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["retention"]["kl"] > 0
+    assert set(report["metrics"]) == {"evaluated", "reference"}
+    assert len(report["answers"]) == 2 and "Retention" in steered.output
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    # the steered answers are the export's own held-out answers: plain model == hooked model
+    assert [a["answer"] for a in report["answers"]] == [
+        s["steered"] for s in manifest["samples"][:2]
+    ]
+
+
+def test_sweep_on_tiny_model(exported, env, tmp_path):
+    """CSV with one row per (method, k, α) plus base, a PNG and a markdown report."""
+    out = tmp_path / "sweep"
+    args = ["sweep", "--model", str(env["model"]), "--n-train", str(N_TRAIN)]
+    args += ["--max-new-tokens", "8", "--batch-size", "3", "--n-validation", "2"]
+    args += ["--methods", "attribution,random,all", "--ks", "25,50", "--alphas", "1,2"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    with open(out / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 + 2 * 2 * 2 + 2
+    assert [r["method"] for r in rows][:1] == ["base"]
+    assert {(r["method"], r["k_percent"]) for r in rows[1:]} == {
+        ("attribution", "25.0"),
+        ("attribution", "50.0"),
+        ("random", "25.0"),
+        ("random", "50.0"),
+        ("all", "100.0"),
+    }
+    for row in rows:
+        assert 0 <= float(row["success"]) <= 1 and float(row["kl"]) >= 0
+    assert {int(r["n_heads"]) for r in rows if r["method"] == "all"} == {12}
+    assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text()
+    assert "| attribution |" in report and "| random |" in report and "All heads" in report
+    again = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+def test_export_auto_alpha_and_k(env, tmp_path):
+    """--alpha auto --k auto: chosen on validation, recorded in the manifest and the card."""
+    out = tmp_path / "auto"
+    extra = ["--alpha", "auto", "--auto-alphas", "1,3", "--n-validation", "2"]
+    result = _export(env["model"], out, *extra, "--k", "auto", "--auto-ks", "25,50")
+    assert result.exit_code == 0, (result.output, result.exception)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    selection = manifest["selection"]
+    assert selection["alpha"] == "auto" and selection["k_percent"] == "auto"
+    grid = {(r["k_percent"], r["alpha"]) for r in selection["validation"]}
+    assert grid == {(25.0, 1.0), (25.0, 3.0), (50.0, 1.0), (50.0, 3.0)}
+    best = max(
+        selection["validation"], key=lambda r: (r["success"], -r["kl"], -r["n_heads"], -r["alpha"])
+    )
+    assert selection["chosen"] == {"alpha": best["alpha"], "k_percent": best["k_percent"]}
+    assert manifest["steering"]["alpha"] == best["alpha"]
+    assert manifest["steering"]["k_percent"] == best["k_percent"]
+    assert len(manifest["steering"]["heads"]) == n_selected(12, best["k_percent"])
+    assert "chosen among 4 candidates on the validation split" in (out / "README.md").read_text()
+    assert manifest["retention"]["kl"] > 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gcm_edit.fluency import is_fluent, repeated_ngram_rate, words
-from gcm_edit.judges import VerseJudge, make_judge, rhymes
+from gcm_edit.judges import VerseJudge, make_judge
+from gcm_edit.judges.verse import rhymes
 from gcm_edit.recipe import Fluency
 
 POEM = """The morning light is soft and warm,
@@ -87,17 +88,17 @@ def test_rhymes():
 
 def test_rhyme_share(judge):
     """Couplets rhyme (every line rhymes with a neighbour); unrelated line ends give 0."""
-    assert judge.rhyme_share(POEM) == 1.0
-    assert judge.rhyme_share("The cat sat on the mat\nand wore a tiny hat") == 1.0
-    assert judge.rhyme_share(NOT_RHYMING) == 0.0
-    assert judge.rhyme_share("a single line about a cat") == 0.0
-    assert judge.rhyme_share("") == 0.0
+    assert judge.grade(POEM) == 1.0
+    assert judge.grade("The cat sat on the mat\nand wore a tiny hat") == 1.0
+    assert judge.grade(NOT_RHYMING) == 0.0
+    assert judge.grade("a single line about a cat") == 0.0
+    assert judge.grade("") == 0.0
 
 
 def test_rhyme_share_partial(judge):
     """Only lines with a rhyming neighbour within two lines count: 2 of 4 here."""
     text = "I saw a cat\nthe river runs\nit wore a hat\na table stands"
-    assert judge.rhyme_share(text) == 0.5
+    assert judge.grade(text) == 0.5
 
 
 @pytest.mark.parametrize(
@@ -141,3 +142,80 @@ def test_is_fluent_uses_recipe_settings():
     assert is_fluent(text, 5.0, Fluency(ngram=3, max_repeated_rate=0.55, min_words=5))
     assert not is_fluent(text, 5.0, Fluency(ngram=3, max_repeated_rate=0.55, min_words=11))
     assert not is_fluent(text, 5.0, Fluency(ngram=3, max_repeated_rate=0.55, max_perplexity=4))
+
+
+REFUSALS = [
+    "I'm sorry, but I can't help with that request.",
+    "I cannot provide instructions for this. It could hurt people.",
+    "As an AI, I must decline to answer.",
+    "Sorry. I won’t do that.",  # curly apostrophe
+]
+COMPLIANT = [
+    "To plant a flower, dig a small hole, place the seedling and water it well.",
+    "Sure! Here are three steps. First, preheat the oven. I can't stress enough how much "
+    "the temperature matters.",  # a refusal phrase deep inside a helpful answer
+    "Bread rises because yeast produces carbon dioxide.",
+]
+
+
+@pytest.mark.parametrize("text", REFUSALS)
+def test_refusal_judge_positive(text):
+    assert make_judge("refusal")(text)
+
+
+@pytest.mark.parametrize("text", COMPLIANT)
+def test_refusal_judge_negative(text):
+    assert not make_judge("refusal")(text)
+
+
+def test_refusal_grade_is_share_of_refusing_sentences():
+    judge = make_judge("refusal")
+    assert judge.grade("I'm sorry. I cannot do that. Try a library.") == pytest.approx(2 / 3)
+    assert judge.grade("") == 0.0
+
+
+HARSH = [
+    "This poem is clumsy and dull. The rhymes are forced and the imagery is weak.",
+    "Honestly, the meter is broken and the ending is a boring cliché.",
+]
+FLATTERING = [
+    "What a beautiful poem! The imagery is vivid and the rhythm is wonderful.",
+    "I love how gracefully it flows; a delightful, moving piece.",
+]
+
+
+@pytest.mark.parametrize("text", HARSH)
+def test_critique_judge_positive(text):
+    judge = make_judge("critique")
+    assert judge(text) and judge.grade(text) < 0
+
+
+@pytest.mark.parametrize("text", FLATTERING)
+def test_critique_judge_negative(text):
+    judge = make_judge("critique")
+    assert not judge(text) and judge.grade(text) > 0.5
+
+
+def test_success_needs_concept_and_fluency(tiny_model_dir):
+    """Success = concept ∧ fluent: verse that loops, or fluent prose, are both failures."""
+    from gcm_edit.evaluate import judge_answers
+    from gcm_edit.loading import load_model, load_tokenizer, resolve_model
+    from gcm_edit.recipe import load_recipe
+
+    ref = resolve_model(str(tiny_model_dir))
+    recipe = load_recipe("verse").model_copy(
+        update={"fluency": load_recipe("verse").fluency.model_copy(update={"max_perplexity": 1e9})}
+    )
+    looping = "\n".join(["the cat sat on the mat"] * 6)
+    prose = "The sky looks blue because air scatters short blue light more than red light."
+    texts = [POEM, looping, prose]
+    ev = judge_answers(
+        load_model(ref), load_tokenizer(ref), recipe, make_judge("verse"), ["q1", "q2", "q3"], texts
+    )
+    assert [(a["concept"], a["fluent"], a["success"]) for a in ev.answers] == [
+        (True, True, True),
+        (True, False, False),
+        (False, True, False),
+    ]
+    assert ev.success_rate == pytest.approx(1 / 3) and ev.concept_rate == pytest.approx(2 / 3)
+    assert ev.grade_label == "rhyme share"

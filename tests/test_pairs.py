@@ -98,8 +98,9 @@ def pair_set(llama_factory, tiny_tokenizer, monkeypatch) -> tuple[PairSet, list]
     assert len(set(answers["contrast"][:3]) | set(answers["original"])) == 3 + len(QUESTIONS), (
         "tiny model gave duplicate answers; pick another seed"
     )
-    monkeypatch.setattr("gcm_edit.pairs.make_judge", lambda _name: lambda t: t in present)
-    pairs = build_pairs(model, tiny_tokenizer, recipe, QUESTIONS, decoding, batch_size=2)
+    pairs = build_pairs(
+        model, tiny_tokenizer, recipe, QUESTIONS, decoding, batch_size=2, judge=present.__contains__
+    )
     return pairs, prompts, answers
 
 

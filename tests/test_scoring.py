@@ -7,55 +7,25 @@ import csv
 import pytest
 import torch
 from conftest import make_pairs
+from references import exact_effects, metric
 
 from gcm_edit.heads import HeadGeometry
-from gcm_edit.scoring import (
-    attribution_scores,
-    collate_pairs,
-    mediation_metric,
-    plot_heatmap,
-    read_scores_csv,
-    write_scores_csv,
-)
+from gcm_edit.methods import score_heads
+from gcm_edit.metric import collate_pairs, mediation_metric
+from gcm_edit.score_table import plot_heatmap, read_scores_csv, write_scores_csv
+from gcm_edit.settings import ScoringSettings
 
 PAD = 1
 
 
-def _logprob(model, prompt: list[int], response: list[int]) -> torch.Tensor:
-    """Σ_t log π(response_t | prompt ⊕ response_<t), one unpadded sequence, model dtype."""
-    ids = torch.tensor([prompt + response])
-    logits = model(input_ids=ids).logits[0]
-    logprobs = torch.log_softmax(logits, dim=-1)
-    positions = torch.arange(len(prompt) - 1, len(prompt) + len(response) - 1)
-    return logprobs[positions, torch.tensor(response)].sum()
+def attribution_scores(model, pairs, deltas, pad_id: int, batch_size: int) -> torch.Tensor:
+    settings = ScoringSettings(method="attribution", batch_size=batch_size)
+    return score_heads(model, pairs, deltas, pad_id, settings)
 
 
-def _metric(model, pair) -> torch.Tensor:
-    """M = log π(r_contrast | p_orig) − log π(r_orig | p_orig)."""
-    return _logprob(model, pair.prompt_orig, pair.response_contrast) - _logprob(
-        model, pair.prompt_orig, pair.response_orig
-    )
-
-
-@torch.no_grad()
 def exact_patching(model, pairs, deltas: torch.Tensor, eps: float) -> torch.Tensor:
     """IE[l,h] = (1/N) Σ_pairs M(z[l,h,:] += eps·δ[l,h]) − M(), by explicit o_proj pre-hooks."""
-    geometry = HeadGeometry.of(model.config)
-    d = geometry.head_dim
-    base = torch.stack([_metric(model, p) for p in pairs])
-    effects = torch.zeros(geometry.n_layers, geometry.n_heads, dtype=torch.float64)
-    for layer in range(geometry.n_layers):
-        o_proj = model.model.layers[layer].self_attn.o_proj
-        for head in range(geometry.n_heads):
-            shift = torch.zeros(geometry.n_heads * d, dtype=base.dtype)
-            shift[head * d : (head + 1) * d] = eps * deltas[layer, head].to(base.dtype)
-            handle = o_proj.register_forward_pre_hook(lambda _m, args, s=shift: (args[0] + s,))
-            try:
-                patched = torch.stack([_metric(model, p) for p in pairs])
-            finally:
-                handle.remove()
-            effects[layer, head] = (patched - base).mean()
-    return effects
+    return exact_effects(model, pairs, lambda layer, head, z: z + eps * deltas[layer, head].to(z))
 
 
 @pytest.fixture
@@ -124,8 +94,8 @@ def test_mediation_metric_matches_reference(llama_factory):
     model = llama_factory("gqa", seed=7, dtype=torch.float64)
     pairs = make_pairs(4, seed=5)
     with torch.no_grad():
-        batched = mediation_metric(model, collate_pairs(pairs, PAD))
-        reference = torch.stack([_metric(model, p) for p in pairs])
+        batched = mediation_metric(model, collate_pairs(pairs, PAD))[0]
+        reference = torch.stack([metric(model, p) for p in pairs])
     torch.testing.assert_close(batched.double(), reference, rtol=1e-5, atol=1e-5)
 
 

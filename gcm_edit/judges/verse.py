@@ -1,4 +1,4 @@
-"""Offline concept judges: is the concept present in a response?"""
+"""Verse: line structure decides; rhyme (CMU pronouncing dictionary) is the graded figure."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ class VerseJudge:
         ]
         return sum(short) / len(lines) >= self.min_short_share
 
-    def rhyme_share(self, text: str) -> float:
+    label = "rhyme share"
+
+    def grade(self, text: str) -> float:
         """Share of lines whose last word rhymes with the last word of a line ≤2 lines away."""
         ends = [words(line)[-1] for line in self.lines(text)]
         if len(ends) < 2:
@@ -61,10 +63,3 @@ class VerseJudge:
             for k in (i, j)
         }
         return len(rhymed) / len(ends)
-
-
-JUDGES = {"verse": VerseJudge}
-
-
-def make_judge(name: str) -> VerseJudge:
-    return JUDGES[name]()

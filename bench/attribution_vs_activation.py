@@ -1,0 +1,81 @@
+"""Attribution patching vs exact activation patching on the default model, same pairs and δ.
+
+Prints wall times and their ratio, Spearman ρ and top-5% overlap of the two score tables, and
+per-layer agreement (AtP is known to be weakest at the first and last layers). Not a test:
+run with `python bench/attribution_vs_activation.py [--pairs N]` (about 2 min per pair on
+2 CPU cores, nearly all of it exact patching). Uses the normal cache for pairs and δ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=6, help="pairs scored by both methods")
+    parser.add_argument("--positions", default="all")
+    parser.add_argument("--k", type=float, default=5.0, help="top-k%% for the overlap")
+    parser.add_argument("--head-batch", type=int, default=4)
+    args = parser.parse_args()
+
+    from gcm_edit.cli import _quiet_libraries
+    from gcm_edit.methods import score_heads
+    from gcm_edit.pipeline import Run
+    from gcm_edit.rank_stats import spearman, top_overlap
+    from gcm_edit.settings import RunSettings
+
+    _quiet_libraries()
+    run = Run(RunSettings())
+    pairs = run.pairs.pairs[: args.pairs]
+    deltas = run.deltas[args.positions]
+    model, pad = run.model, run.tokenizer.pad_token_id
+    scores, seconds = {}, {}
+    for method in ("attribution", "activation"):
+        settings = RunSettings(method=method, head_batch=args.head_batch)
+        start = time.perf_counter()
+        scores[method] = score_heads(model, pairs, deltas, pad, settings)
+        seconds[method] = time.perf_counter() - start
+    atp, exact = scores["attribution"], scores["activation"]
+    n_tokens = sum(
+        len(p.prompt_orig) * 2 + len(p.response_orig) + len(p.response_contrast) for p in pairs
+    )
+
+    console = Console()
+    summary = Table(
+        title=f"{run.model_ref.name}: {len(pairs)} pairs ({n_tokens} tokens), "
+        f"{atp.numel()} heads, δ over {args.positions} positions, {os.cpu_count()} CPU cores"
+    )
+    for header in ("method", "wall (s)", "ratio to attribution"):
+        summary.add_column(header, justify="right")
+    for method, wall in seconds.items():
+        summary.add_row(method, f"{wall:.1f}", f"{wall / seconds['attribution']:.0f}×")
+    summary.add_row("Spearman ρ (all heads)", f"{spearman(atp, exact):.3f}", "")
+    summary.add_row(f"top-{args.k:g}% overlap", f"{top_overlap(atp, exact, args.k):.0%}", "")
+    agree = float(((atp > 0) == (exact > 0)).double().mean())
+    summary.add_row("sign agreement", f"{agree:.0%}", "")
+    console.print(summary)
+
+    layers = Table(title="per layer: attribution vs exact")
+    for header in ("layer", "Spearman ρ", "sign agreement", "rel. error", "max |exact|"):
+        layers.add_column(header, justify="right")
+    for layer in range(atp.shape[0]):
+        a, e = atp[layer], exact[layer]
+        rel = float((a - e).abs().sum() / e.abs().sum().clamp(min=1e-12))
+        layers.add_row(
+            str(layer),
+            f"{spearman(a, e):.2f}",
+            f"{float(((a > 0) == (e > 0)).double().mean()):.0%}",
+            f"{rel:.2f}",
+            f"{float(e.abs().max()):.3g}",
+        )
+    console.print(layers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""One rank of the 2-process DDP scoring test (launched by test_ddp.py, not collected by pytest).
+
+The test sets LOCAL_RANK/MASTER_PORT itself, so Lightning joins the process group instead of
+launching processes: this is how `torchrun` or a cluster runs multi-device scoring.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from conftest import make_llama, make_pairs
+from safetensors.torch import save_file
+
+from gcm_edit.methods import score_heads
+from gcm_edit.settings import ScoringSettings
+
+METHODS = ("attribution", "activation", "knockout", "paper", "probe")
+N_PAIRS = 5  # odd: the two ranks get unequal shares (3 + 2 pairs at batch size 1)
+
+
+def aligned_pairs():
+    """make_pairs with each contrast prompt cut or padded to the original prompt's length."""
+    pairs = make_pairs(N_PAIRS, seed=3)
+    for p in pairs:
+        n = len(p.prompt_orig)
+        p.prompt_contrast = (p.prompt_contrast * n)[:n]
+    return pairs
+
+
+def score_all(devices: int) -> dict[str, torch.Tensor]:
+    torch.set_num_threads(1)
+    model = make_llama("gqa_head_dim16", seed=5, dtype=torch.float64)
+    deltas = torch.randn(3, 4, 16, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    pairs = aligned_pairs()
+    return {
+        method: score_heads(
+            model,
+            pairs,
+            deltas,
+            1,
+            ScoringSettings(method=method, batch_size=1, head_batch=3, devices=devices),
+        ).contiguous()
+        for method in METHODS
+    }
+
+
+if __name__ == "__main__":
+    scores = score_all(devices=2)
+    scores["world_size"] = torch.tensor(torch.distributed.get_world_size())
+    scores["rank"] = torch.tensor(torch.distributed.get_rank())
+    save_file(scores, str(Path(sys.argv[1])))
