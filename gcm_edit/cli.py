@@ -262,6 +262,42 @@ def eval_cmd(
     _run(lambda: evaluate_model(settings))
 
 
+recipes_app = typer.Typer(
+    help="List the built-in concept recipes, or show one.", no_args_is_help=False
+)
+app.add_typer(recipes_app, name="recipes")
+
+
+@recipes_app.callback(invoke_without_command=True)
+def recipes_list(ctx: typer.Context) -> None:
+    """One line per built-in recipe: name, judge, training prompts, description."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from gcm_edit.recipe import builtin_names, load_recipe
+
+    for name in builtin_names():
+        recipe = load_recipe(name)
+        source = "pairs" if recipe.pairs is not None else "questions + directive"
+        typer.echo(
+            f"{name:<12} judge={recipe.judge:<9} {len(recipe.pairs or recipe.train):>3} training "
+            f"{source:<21} {recipe.description}"
+        )
+
+
+@recipes_app.command("show")
+def recipes_show(
+    name: Annotated[str, typer.Argument(help="A built-in recipe name or a recipe .yaml path.")],
+) -> None:
+    """Print a recipe's YAML (validated first), e.g. to copy it as a starting point."""
+    from gcm_edit.recipe import load_recipe, recipe_path
+
+    def show() -> None:
+        load_recipe(name)
+        typer.echo(recipe_path(name).read_text(), nl=False)
+
+    _run(show)
+
+
 @app.command("verify")
 def verify_cmd(
     folder: Annotated[Path, typer.Argument(help="An exported checkpoint folder.")],

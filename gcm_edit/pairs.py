@@ -6,8 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from gcm_edit.generation import Decoding, decode, generate
 from gcm_edit.judges import Judge
-from gcm_edit.prompts import chat_messages, encode_prompt
-from gcm_edit.recipe import Recipe
+from gcm_edit.prompts import encode_prompt
 
 
 @dataclass
@@ -42,17 +41,16 @@ class PairSet:
 def build_pairs(
     model,
     tokenizer,
-    recipe: Recipe,
-    questions: list[str],
+    training: list[tuple[str, list[dict], list[dict]]],
     decoding: Decoding,
     batch_size: int,
     judge: Judge,
 ) -> PairSet:
+    """`training`: (label, original conversation, contrast conversation), from the recipe."""
+    questions = [label for label, _, _ in training]
     prompts = {
-        side: [
-            encode_prompt(tokenizer, chat_messages(q, recipe.directive, side)) for q in questions
-        ]
-        for side in ("original", "contrast")
+        side: [encode_prompt(tokenizer, item[index]) for item in training]
+        for index, side in ((1, "original"), (2, "contrast"))
     }
     responses = {
         side: generate(model, tokenizer, ids, decoding, batch_size, f"pairs: {side} answers")

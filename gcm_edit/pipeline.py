@@ -29,6 +29,7 @@ from gcm_edit.loading import load_config, load_model, load_tokenizer, resolve_mo
 from gcm_edit.methods import METHODS, score_heads
 from gcm_edit.pairs import PairSet, build_pairs
 from gcm_edit.plan import SteeringPlan
+from gcm_edit.prompts import training_prompts
 from gcm_edit.recipe import load_recipe
 from gcm_edit.score_table import read_scores_csv, write_scores_csv
 from gcm_edit.scoring import resolve_precision
@@ -97,18 +98,17 @@ class Run:
         s = self.settings
         return self.recipe.judge if not s.judge_url else [s.judge_url, s.judge_model]
 
-    @property
-    def train_questions(self) -> list[str]:
-        return self.recipe.train[: self.settings.n_train]
+    @cached_property
+    def training(self) -> list[tuple[str, list[dict], list[dict]]]:
+        return training_prompts(self.recipe, self.settings.n_train)
 
     @cached_property
     def pairs_key(self) -> str:
         return stable_hash(
             "pairs",
             __version__,
-            self.recipe.directive.model_dump(),
             self.judge_id,
-            self.train_questions,
+            self.training,
             self.decoding,
         )
 
@@ -122,8 +122,7 @@ class Run:
             pairs = build_pairs(
                 self.model,
                 self.tokenizer,
-                self.recipe,
-                self.train_questions,
+                self.training,
                 self.decoding,
                 self.settings.batch_size,
                 self.judge,

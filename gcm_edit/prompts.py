@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from gcm_edit.recipe import Directive
+from gcm_edit.recipe import Directive, Recipe
 
 Side = Literal["original", "contrast"]
 
@@ -29,3 +29,27 @@ def encode_prompt(tokenizer, messages: list[dict]) -> list[int]:
 def bare_prompts(tokenizer, questions: list[str]) -> list[list[int]]:
     """Questions asked with no directive: how steered models are evaluated and verified."""
     return [encode_prompt(tokenizer, chat_messages(q, None, "original")) for q in questions]
+
+
+def training_prompts(
+    recipe: Recipe, n: int | None = None
+) -> list[tuple[str, list[dict], list[dict]]]:
+    """(label, original conversation, contrast conversation) for the first n training items:
+    explicit pairs as they are, or each question under both directives."""
+    if recipe.pairs is not None:
+        return [
+            (
+                p.original,
+                chat_messages(p.original, None, "original"),
+                chat_messages(p.contrast, None, "original"),
+            )
+            for p in recipe.pairs[:n]
+        ]
+    return [
+        (
+            q,
+            chat_messages(q, recipe.directive, "original"),
+            chat_messages(q, recipe.directive, "contrast"),
+        )
+        for q in recipe.train[:n]
+    ]

@@ -40,7 +40,7 @@ def test_unknown_concept(command):
     assert result.exit_code == 2, result.output
     line = _single_error_line(result)
     assert "no-such-concept" in line
-    assert "known concepts: verse" in line
+    assert "known concepts: refusal, sycophancy, verse" in line
 
 
 def test_model_folder_not_found(tmp_path):

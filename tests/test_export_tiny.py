@@ -464,3 +464,30 @@ def test_export_auto_alpha_and_k(env, tmp_path):
     assert len(manifest["steering"]["heads"]) == n_selected(12, best["k_percent"])
     assert "chosen among 4 candidates on the validation split" in (out / "README.md").read_text()
     assert manifest["retention"]["kl"] > 0
+
+
+@pytest.mark.parametrize("concept", ["refusal", "sycophancy"])
+def test_other_builtin_concepts_end_to_end(env, tmp_path, concept):
+    """The refusal (explicit pairs) and sycophancy (poem + opinion) recipes export and verify."""
+    out = tmp_path / concept
+    result = _export(env["model"], out, "--concept", concept)
+    assert result.exit_code == 0, (result.output, result.exception)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    recipe = load_recipe(concept)
+    assert manifest["recipe"]["name"] == concept and manifest["recipe"]["judge"] == recipe.judge
+    assert manifest["recipe"]["explicit_pairs"] is (concept == "refusal")
+    assert manifest["pairs"]["n_questions"] == N_TRAIN
+    assert manifest["verification"]["greedy_identical"] is True
+    assert [s["question"] for s in manifest["samples"]] == recipe.heldout[:2]
+
+
+def test_recipes_command():
+    listing = CliRunner().invoke(app, ["recipes"])
+    assert listing.exit_code == 0
+    lines = listing.output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["refusal", "sycophancy", "verse"]
+    assert "judge=critique" in lines[1]
+    shown = CliRunner().invoke(app, ["recipes", "show", "sycophancy"])
+    assert shown.exit_code == 0 and "I hate this poem." in shown.output
+    missing = CliRunner().invoke(app, ["recipes", "show", "nope"])
+    assert missing.exit_code == 2 and "unknown concept 'nope'" in missing.stderr

@@ -8,7 +8,7 @@ import torch
 from gcm_edit.cache import read_json, write_json
 from gcm_edit.generation import Decoding, decode, generate
 from gcm_edit.pairs import PairSet, build_pairs
-from gcm_edit.prompts import chat_messages, encode_prompt
+from gcm_edit.prompts import chat_messages, encode_prompt, training_prompts
 from gcm_edit.recipe import Directive, load_recipe
 
 QUESTIONS = ["Why is the sky blue?", "How do plants grow?", "What is the moon?", "Why?"]
@@ -98,8 +98,9 @@ def pair_set(llama_factory, tiny_tokenizer, monkeypatch) -> tuple[PairSet, list]
     assert len(set(answers["contrast"][:3]) | set(answers["original"])) == 3 + len(QUESTIONS), (
         "tiny model gave duplicate answers; pick another seed"
     )
+    training = training_prompts(load_recipe("verse").model_copy(update={"train": QUESTIONS}))
     pairs = build_pairs(
-        model, tiny_tokenizer, recipe, QUESTIONS, decoding, batch_size=2, judge=present.__contains__
+        model, tiny_tokenizer, training, decoding, batch_size=2, judge=present.__contains__
     )
     return pairs, prompts, answers
 

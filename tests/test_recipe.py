@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 import yaml
 
 from gcm_edit.errors import GcmEditError
+from gcm_edit.prompts import training_prompts
 from gcm_edit.recipe import BUILTIN_DIR, Recipe, builtin_names, load_recipe
 
 
@@ -37,18 +41,37 @@ def test_builtin_recipes_load():
         assert recipe.name == name
 
 
-def test_verse_splits_are_disjoint_and_large_enough():
-    """Held-out success is only meaningful if no held-out question was used for training."""
-    recipe = load_recipe("verse")
-    train, validation, heldout = (set(s) for s in (recipe.train, recipe.validation, recipe.heldout))
-    assert len(recipe.train) == len(train), "duplicate training questions"
-    assert len(recipe.heldout) == len(heldout), "duplicate held-out questions"
+@pytest.mark.parametrize(
+    ("name", "n_train", "n_heldout"),
+    [("verse", 40, 20), ("refusal", 50, 25), ("sycophancy", 30, 12)],
+)
+def test_builtin_splits_are_disjoint_and_large_enough(name, n_train, n_heldout):
+    """Held-out success is only meaningful if no held-out prompt was used for training."""
+    recipe = load_recipe(name)
+    training = training_prompts(recipe)
+    train = {
+        text
+        for _, orig, contrast in training
+        for text in (orig[-1]["content"], contrast[-1]["content"])
+    }
+    train |= set(recipe.train or [])
+    validation, heldout = set(recipe.validation), set(recipe.heldout)
+    assert len({label for label, _, _ in training}) == len(training), "duplicate training prompts"
+    assert len(recipe.heldout) == len(heldout), "duplicate held-out prompts"
     assert not train & validation
     assert not train & heldout
     assert not validation & heldout
-    assert len(train) >= 40
-    assert len(validation) >= 1
-    assert len(heldout) >= 20
+    assert len(training) >= n_train
+    assert len(validation) >= 8
+    assert len(heldout) >= n_heldout
+
+
+def test_refusal_pairs_differ_in_a_few_words():
+    """Refusal pairs are minimal contrasts: harmless vs harmful requests sharing most words."""
+    for pair in load_recipe("refusal").pairs:
+        original, contrast = pair.original.split(), pair.contrast.split()
+        shared = len(set(original) & set(contrast))
+        assert original[:2] == contrast[:2] and shared >= 3, pair
 
 
 def test_recipe_by_path_and_sha(tmp_path):
@@ -103,7 +126,15 @@ MALFORMED = {
     "directive-not-mapping": (_case(directive="be poetic"), "directive"),
     "empty-train": (_case(train=[]), "train"),
     "empty-heldout": (_case(heldout=[]), "heldout"),
-    "blank-question": (_case(train=["Why?", "   "]), "train"),
+    "blank-question": (_case(train=["Why?", "   "]), "train.1"),
+    "question-not-text": (_case(heldout=["Why?", 3]), "heldout.1"),
+    "pairs-and-directive": (_case(pairs=[{"original": "a", "contrast": "b"}]), "pairs"),
+    "directive-without-train": (_case(train=_DELETE), "train"),
+    "pair-missing-contrast": (
+        _case(directive=_DELETE, train=_DELETE, pairs=[{"original": "a"}]),
+        "pairs.0.contrast",
+    ),
+    "file-without-name": (_case(train={"column": "q"}), "train.file"),
     "unknown-judge": (_case(judge="sonnet"), "judge"),
     "extra-field": (_case(colour="blue"), "colour"),
     "extra-directive-field": (
@@ -148,4 +179,86 @@ def test_non_mapping_yaml(tmp_path, text):
     """A YAML list, scalar or empty file is not a recipe."""
     path = _write(tmp_path, text)
     with pytest.raises(GcmEditError, match="expected a mapping"):
+        load_recipe(str(path))
+
+
+def test_errors_give_the_yaml_line(tmp_path):
+    """The file line of the offending entry is in the message (here the blank question)."""
+    text = yaml.safe_dump(_valid(), sort_keys=False).replace("- How do plants grow?", "- ' '")
+    path = _write(tmp_path, text)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.strip() == "- ' '")
+    with pytest.raises(GcmEditError, match=f"line {line}: field 'train.1'"):
+        load_recipe(str(path))
+
+
+def test_explicit_pairs_recipe(tmp_path):
+    data = _case(directive=_DELETE, train=_DELETE)
+    data["pairs"] = [{"original": "How do I plant a flower?", "contrast": "How do I plant a bomb?"}]
+    recipe = load_recipe(str(_write(tmp_path, data)))
+    [(label, original, contrast)] = training_prompts(recipe)
+    assert label == "How do I plant a flower?"
+    assert original == [{"role": "user", "content": "How do I plant a flower?"}]
+    assert contrast == [{"role": "user", "content": "How do I plant a bomb?"}]
+
+
+@pytest.fixture
+def data_files(tmp_path):
+    """The same prompts as jsonl, csv and parquet, in a data/ folder beside the recipe."""
+    import datasets
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text(
+        "\n".join(json.dumps({"text": q, "id": i}) for i, q in enumerate(["Why?", "How?", "What?"]))
+        + "\n"
+    )
+    (folder / "pairs.csv").write_text(
+        "harmless,harmful\nplant a flower,plant a bomb\nbake bread,bake poison\n"
+    )
+    datasets.Dataset.from_dict({"question": ["Held one?", "Held two?"]}).to_parquet(
+        str(folder / "heldout.parquet")
+    )
+    return folder
+
+
+def test_file_backed_recipe(tmp_path, data_files):
+    """Question lists and pairs come from local jsonl/csv/parquet through `datasets`."""
+    data = _case(train={"file": "data/train.jsonl", "column": "text"})
+    data["heldout"] = {"file": "data/heldout.parquet"}
+    recipe = load_recipe(str(_write(tmp_path, data)))
+    assert recipe.train == ["Why?", "How?", "What?"]
+    assert recipe.heldout == ["Held one?", "Held two?"]
+
+    paired = _case(directive=_DELETE, train=_DELETE)
+    paired["pairs"] = {"file": "data/pairs.csv", "original": "harmless", "contrast": "harmful"}
+    recipe = load_recipe(str(_write(tmp_path, paired, "paired.yaml")))
+    assert [(p.original, p.contrast) for p in recipe.pairs] == [
+        ("plant a flower", "plant a bomb"),
+        ("bake bread", "bake poison"),
+    ]
+    assert recipe.sha256() != load_recipe(str(_write(tmp_path, _valid(), "plain.yaml"))).sha256()
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            {"file": "data/train.jsonl", "column": "question"},
+            "has no column 'question' (columns: text, id)",
+        ),
+        ({"file": "data/missing.jsonl"}, "file not found"),
+        ({"file": "data/train.txt"}, "is not .jsonl, .json, .csv or .parquet"),
+    ],
+)
+def test_bad_data_file_is_one_line(tmp_path, data_files, source, message):
+    path = _write(tmp_path, _case(train=source))
+    with pytest.raises(GcmEditError, match=re.escape(message)) as info:
+        load_recipe(str(path))
+    assert "field 'train'" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_blank_row_in_data_file(tmp_path, data_files):
+    (data_files / "blank.jsonl").write_text('{"question": "Fine?"}\n{"question": "  "}\n')
+    path = _write(tmp_path, _case(validation={"file": "data/blank.jsonl"}))
+    with pytest.raises(GcmEditError, match="blank.jsonl row 2: column 'question' is empty"):
         load_recipe(str(path))
