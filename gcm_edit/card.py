@@ -45,6 +45,41 @@ def _chosen(manifest: dict) -> str:
     )
 
 
+def _head(row: dict) -> str:
+    """L16.H6, with its learned scale c or head scale s when it is not 1."""
+    name = f"L{row['layer']}.H{row['head']}"
+    if row.get("scale", 1.0) != 1.0:
+        name += f" (c={row['scale']:.3g})"
+    if "head_scale" in row:
+        name += f" (s={row['head_scale']:.3g})"
+    return name
+
+
+def _learned(manifest: dict) -> str:
+    learning = manifest.get("scale_learning")
+    if not learning:
+        return ""
+    goal = learning["objective"]
+    rows = "\n".join(
+        f"| {'learned scales' if r['plan'] == 'steered' else r['plan']} | {r['heads']} "
+        f"| {r['success']:.0%} | {r['concept']:.0%} | {r['fluent']:.0%} | {r['kl']:.4f} |"
+        for r in learning["comparison"]
+    )
+    return f"""## Learned scales
+
+Per-head scales were learned (activation scaling: −M per token + {goal["lambda_f"]}·KL +
+{goal["lambda_m"]}·L1, {goal["steps"]} Adam steps, lr {goal["lr"]}) on
+{len(learning["candidates"])} candidate heads; {learning["surviving"]} survived the L1 term.
+Held-out, against the best uniform α (α = {learning["uniform"]["alpha"]}, chosen on the
+validation split) on the same number of top-scored heads:
+
+| plan | heads | success | concept | fluent | KL(base ‖ steered) |
+|---|---|---|---|---|---|
+{rows}
+
+"""
+
+
 def _window(manifest: dict) -> str:
     limit = manifest["export"]["exact_up_to_tokens"]
     if not limit:
@@ -60,7 +95,7 @@ def model_card(manifest: dict, metrics: dict[str, Evaluation]) -> str:
     recipe = manifest["recipe"]
     steering = manifest["steering"]
     decoding = manifest["decoding"]
-    heads = ", ".join(f"L{h['layer']}.H{h['head']}" for h in steering["heads"])
+    heads = ", ".join(_head(h) for h in steering["heads"])
     pairs = list(zip(metrics["base"].answers, metrics["steered"].answers, strict=True))[:3]
     samples = "\n\n".join(
         f"**Q:** {b['question']}\n\n*base:*\n\n{_quote(b['answer'])}\n\n"
@@ -107,7 +142,7 @@ Contrastive pairs: {manifest["pairs"]["kept"]} kept of {manifest["pairs"]["n_que
 training questions (the model followed the contrast directive in
 {manifest["pairs"]["contrast_adherence"]:.0%} of them).
 
-## Steering
+{_learned(manifest)}## Steering
 
 - heads (layer.head): {heads}
 - α = {steering["alpha"]}, δ averaged over **{steering["positions"]}** positions{_chosen(manifest)}

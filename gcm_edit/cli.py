@@ -103,6 +103,19 @@ def export_cmd(
     n_validation: NValidation = _E.n_validation,
     judge_url: JudgeUrl = _E.judge_url,
     judge_model: JudgeModel = _E.judge_model,
+    learn_scales: Annotated[
+        bool, typer.Option(help="Learn a steering scale per head (L1 prunes the candidates).")
+    ] = _E.learn_scales,
+    scale_candidates: Annotated[
+        float, typer.Option(help="Candidate heads for --learn-scales: top % by score.")
+    ] = _E.scale_candidates,
+    scale_steps: Annotated[int, typer.Option(help="Optimiser steps.")] = _E.scale_steps,
+    scale_lr: Annotated[float, typer.Option(help="Adam learning rate.")] = _E.scale_lr,
+    lambda_f: Annotated[float, typer.Option(help="Weight of KL(base ‖ steered).")] = _E.lambda_f,
+    lambda_m: Annotated[float, typer.Option(help="Weight of the L1 term.")] = _E.lambda_m,
+    learn_head_scale: Annotated[
+        bool, typer.Option(help="Also learn s scaling each head's own output.")
+    ] = _E.learn_head_scale,
     positions: Positions = _E.positions,
     method: Method = _E.method,
     head_batch: HeadBatch = _E.head_batch,

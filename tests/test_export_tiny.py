@@ -491,3 +491,38 @@ def test_recipes_command():
     assert shown.exit_code == 0 and "I hate this poem." in shown.output
     missing = CliRunner().invoke(app, ["recipes", "show", "nope"])
     assert missing.exit_code == 2 and "unknown concept 'nope'" in missing.stderr
+
+
+def test_learned_scales_export(env, tmp_path):
+    """--learn-scales: surviving heads keep their learned c, verified, compared to uniform α."""
+    out = tmp_path / "learned"
+    extra = [
+        "--learn-scales",
+        "--scale-candidates",
+        "50",
+        "--scale-steps",
+        "8",
+        "--lambda-m",
+        "0.2",
+    ]
+    result = _export(env["model"], out, *extra, "--n-validation", "2", "--auto-alphas", "1,2")
+    assert result.exit_code == 0, (result.output, result.exception)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    learning = manifest["scale_learning"]
+    assert len(learning["candidates"]) == 6 and len(learning["history"]) == 8
+    survivors = [
+        (tuple(h), c) for h, c in zip(learning["candidates"], learning["c"], strict=True) if c
+    ]
+    heads = manifest["steering"]["heads"]
+    assert [((h["layer"], h["head"]), h["scale"]) for h in heads] == survivors
+    assert learning["surviving"] == len(survivors) >= 1
+    assert {row["plan"] for row in learning["comparison"]} == {"steered", "uniform α"}
+    assert all(row["heads"] == len(survivors) for row in learning["comparison"])
+    assert manifest["verification"]["greedy_identical"] is True
+    assert manifest["verification"]["max_abs_logit_diff"] <= 1e-4
+    assert "uniform α" in manifest["metrics"]
+    assert "## Learned scales" in (out / "README.md").read_text()
+    plan = SteeringPlan.load(out)
+    assert plan.scales == [c for _, c in survivors]
+    verified = CliRunner().invoke(app, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
