@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup export test unit lint bench bench-methods
+.PHONY: setup export test unit lint bench bench-methods bench-overhead
 
 setup: $(VENV)/.installed
 
@@ -36,3 +36,9 @@ bench: setup
 
 bench-methods: setup
 	$(BIN)/python bench/attribution_vs_activation.py $(ARGS)
+
+# steering-vectors pins transformers<5 but only needs module hooks: --no-deps keeps ours.
+bench-overhead: setup
+	$(BIN)/pip install --quiet scikit-learn tqdm
+	$(BIN)/pip install --quiet --no-deps steering-vectors
+	$(BIN)/python bench/overhead.py $(ARGS)

@@ -103,6 +103,28 @@ def _head(row: dict) -> str:
     return name
 
 
+def _composition(manifest: dict) -> str:
+    rows = manifest.get("composition")
+    if not rows:
+        return ""
+    table = "\n".join(
+        f"| {r['concept']} | {len(r['heads'])} | {r['alpha']} | {r['base_success']:.0%} "
+        f"| {r['alone_success']:.0%} | {r['composed_success']:.0%} |"
+        for r in rows
+    )
+    return f"""## Composed concepts
+
+This checkpoint bakes {len(rows)} concepts at once (their additions sum, head scales
+multiply; each concept's α is folded into its heads' scales c). Each concept's held-out
+success, with its own plan alone and in this composed model, shows the interference:
+
+| concept | heads | α | base | alone | composed |
+|---|---|---|---|---|---|
+{table}
+
+"""
+
+
 def _learned(manifest: dict) -> str:
     learning = manifest.get("scale_learning")
     if not learning:
@@ -190,7 +212,7 @@ Contrastive pairs: {manifest["pairs"]["kept"]} kept of {manifest["pairs"]["n_que
 training questions (the model followed the contrast directive in
 {manifest["pairs"]["contrast_adherence"]:.0%} of them).
 
-{_learned(manifest)}## Steering
+{_learned(manifest)}{_composition(manifest)}## Steering
 
 - heads (layer.head): {heads}
 - α = {steering["alpha"]}, δ averaged over **{steering["positions"]}** positions{_chosen(manifest)}

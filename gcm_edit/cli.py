@@ -88,7 +88,10 @@ def _run(job) -> None:
 
 @app.command("export")
 def export_cmd(
-    concept: Concept = _E.concept,
+    concept: Annotated[
+        list[str],
+        typer.Option(help="Concept name or recipe .yaml; repeat to bake several into one model."),
+    ] = [_E.concept],  # noqa: B006 (typer reads the default, never mutates it)
     model: Model = _E.model,
     k: Annotated[
         str, typer.Option("--k", help="Percent of all heads to steer, or auto (validation).")
@@ -148,6 +151,8 @@ def export_cmd(
     """Find the heads that mediate CONCEPT, bake steering into them, write a verified checkpoint."""
     values = dict(locals())
     from gcm_edit.export import export
+
+    values["concept"], values["compose"] = concept[0], concept[1:]
 
     settings = _settings(ExportSettings, values)
     _run(lambda: export(settings))

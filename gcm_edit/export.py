@@ -22,6 +22,7 @@ from gcm_edit.plan import SteeringPlan
 from gcm_edit.prompts import bare_prompts
 from gcm_edit.report import (
     comparison_table,
+    composition_table,
     metrics_table,
     print_tables,
     retention_table,
@@ -88,6 +89,47 @@ def generation_config(run: Run):
         pad_token_id=run.tokenizer.pad_token_id,
         **run.decoding.generate_kwargs(),
     )
+
+
+def composition_row(run: Run, alone: SteeringPlan, metrics: dict[str, Evaluation]) -> dict:
+    """One concept's held-out success: base, its own plan alone, and the composed model."""
+    return {
+        "concept": run.recipe.name,
+        "recipe_sha256": run.recipe.sha256(),
+        "heads": [list(h) for h in alone.steered_heads],
+        "alpha": alone.alpha,
+        **{
+            f"{name}_success": metrics[key].success_rate
+            for name, key in (("base", "base"), ("alone", "alone"), ("composed", "steered"))
+        },
+    }
+
+
+def compose_concepts(
+    run: Run, settings: ExportSettings, first: SteeringPlan
+) -> tuple[SteeringPlan, list[dict], SteeringPlan]:
+    """Plans for the further concepts (same settings, same loaded model), composed with the
+    first; each further concept is judged on its own held-out prompts alone and composed."""
+    if settings.learn_scales:
+        raise GcmEditError("--learn-scales cannot be combined with several --concept (yet)")
+    others = [
+        Run(settings.model_copy(update={"concept": concept, "compose": []}), model=run.model)
+        for concept in settings.compose
+    ]
+    alone = {}
+    for other in others:
+        other_alpha, other_k, _ = choose_strength(other, settings)
+        alone[other.recipe.name] = other.plan(settings.positions, other_alpha, other_k)
+    composed = SteeringPlan.compose([first, *alone.values()])
+    rows = []
+    for other in others:
+        plans = {"base": None, "alone": alone[other.recipe.name], "steered": composed}
+        rows.append(
+            composition_row(
+                other, plans["alone"], evaluate_heldout(other, plans, settings.n_heldout)
+            )
+        )
+    return composed, rows, first
 
 
 def comparison_rows(plans, metrics, retention, rival) -> list[dict]:
@@ -203,11 +245,15 @@ def export(settings: ExportSettings) -> Path:
     alpha, k_percent, selection = choose_strength(run, settings)
     plans: dict[str, SteeringPlan | None] = {"base": None}
     learning: dict | None = None
+    composition: list[dict] | None = None
     if settings.learn_scales:
         plans["steered"], learning = learned_strength(run, settings, alpha)
         plans["uniform α"] = learning.pop("rival_plan")
     else:
         plans["steered"] = run.plan(settings.positions, alpha, k_percent)
+    if settings.compose:
+        plans["steered"], composition, alone = compose_concepts(run, settings, plans["steered"])
+        plans["alone"] = alone
     plan = plans["steered"]
     metrics = evaluate_heldout(run, plans, settings.n_heldout)
     with run.stage("retention"):
@@ -218,6 +264,9 @@ def export(settings: ExportSettings) -> Path:
     manifest = build_manifest(run, plan, scores, metrics, retention, selection, settings)
     if learning is not None:
         manifest["scale_learning"] = learning
+    if composition is not None:
+        composition.insert(0, composition_row(run, plans["alone"], metrics))
+        manifest["composition"] = composition
     if limit := manifest["export"]["exact_up_to_tokens"]:
         console.print(
             f"[yellow]note:[/] {run.config.model_type} uses a {limit}-token sliding window that "
@@ -270,6 +319,7 @@ def export(settings: ExportSettings) -> Path:
         ),
         retention_table(retention),
         *([comparison_table(learning["comparison"])] if learning else []),
+        *([composition_table(composition)] if composition else []),
         samples_table(metrics["base"], metrics["steered"]),
     )
     console.print(

@@ -56,8 +56,11 @@ def reject_sharding(settings: RunSettings) -> None:
 class Run:
     """Validates cheap inputs first (recipe, model path, architecture), loads the model lazily."""
 
-    def __init__(self, settings: RunSettings):
+    def __init__(self, settings: RunSettings, model=None):
+        """`model`: an already loaded copy of `settings.model` to share (composed concepts)."""
         self.settings = settings
+        if model is not None:
+            self.__dict__["model"] = model  # fills the cached property
         self.recipe = load_recipe(settings.concept)
         self.model_ref = resolve_model(settings.model)
         self.config = load_config(self.model_ref, settings.trust_remote_code)

@@ -63,6 +63,25 @@ class SteeringPlan:
         vectors = torch.stack([deltas[layer, head] for layer, head in heads])
         return cls(geometry, heads, vectors, alpha, [1.0] * len(heads))
 
+    @classmethod
+    def compose(cls, plans: list[SteeringPlan]) -> SteeringPlan:
+        """One plan doing all of them: additions sum, head scales multiply (z ← Πs ⊙ z + Σa).
+
+        Each plan's α is folded into its heads' scales, so the composite has α = 1.
+        """
+        geometry = plans[0].geometry
+        if any(p.geometry != geometry for p in plans):
+            raise ValueError("plans for different models cannot be composed")
+        return cls(
+            geometry,
+            [h for p in plans for h in p.heads],
+            torch.cat([p.vectors.float() for p in plans]),
+            1.0,
+            [p.alpha * c for p in plans for c in p.scales],
+            [h for p in plans for h in p.scaled_heads],
+            [v for p in plans for v in p.head_scales],
+        )
+
     @property
     def steered_heads(self) -> list[tuple[int, int]]:
         """Distinct heads the plan touches, additive or scaled."""

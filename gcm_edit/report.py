@@ -50,6 +50,16 @@ def comparison_table(rows: list[dict]) -> Table:
     return table
 
 
+def composition_table(rows: list[dict]) -> Table:
+    table = Table(title="Composed concepts: each concept's held-out success")
+    for column in ("concept", "heads", "base", "alone", "composed"):
+        table.add_column(column, justify="left" if column == "concept" else "right")
+    for row in rows:
+        rates = (f"{row[f'{k}_success']:.0%}" for k in ("base", "alone", "composed"))
+        table.add_row(row["concept"], str(len(row["heads"])), *rates)
+    return table
+
+
 def samples_table(base: Evaluation, steered: Evaluation, n: int = 3) -> Table:
     table = Table(title="Sample held-out answers", show_lines=True)
     table.add_column("question")

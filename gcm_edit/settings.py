@@ -73,6 +73,7 @@ class ExportSettings(RunSettings):
     # full: a standalone checkpoint; adapter: an exact PEFT LoRA adapter on o_proj
     format: Literal["full", "adapter"] = "full"
     push_to_hub: str | None = None  # a hub repo id; nothing is uploaded unless given
+    compose: list[str] = []  # more concepts baked into the same checkpoint (--concept again)
     # Learned per-head scales (activation scaling): train c (and s) on the top candidates,
     # L1 prunes; compared on held-out with the best uniform α at the same number of heads.
     learn_scales: bool = False

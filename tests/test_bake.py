@@ -240,3 +240,28 @@ def test_plan_from_scores_takes_selected_deltas():
 def test_n_selected_rounding(n_total, k, expected):
     """k% of heads rounds up, never to zero, and is robust to float noise."""
     assert n_selected(n_total, k) == expected
+
+
+def test_composed_plan_equals_summed_hooks(llama_factory):
+    """compose(p1, p2) hooks == additions summed and scales multiplied; and it bakes exactly."""
+    from gcm_edit.bake import bake
+    from gcm_edit.heads import intervene
+
+    model = llama_factory("gqa_head_dim16", seed=2)
+    g = HeadGeometry.of(model.config)
+    gen = torch.Generator().manual_seed(4)
+    p1 = SteeringPlan(g, [(0, 1), (2, 2)], torch.randn(2, 16, generator=gen), 1.5, [1.0, 0.5])
+    p2 = SteeringPlan(g, [(0, 1), (1, 3)], torch.randn(2, 16, generator=gen), 3.0, [1.0, 1.0])
+    p2.scaled_heads, p2.head_scales = [(2, 0)], [0.3]
+    composed = SteeringPlan.compose([p1, p2])
+    ids = torch.randint(4, 64, (2, 9), generator=gen)
+    scale = p2.scale_tensor()
+    with torch.no_grad():
+        with intervene(model, add=p1.add_tensor() + p2.add_tensor(), scale=scale):
+            summed = model(input_ids=ids).logits
+        with composed.apply(model):
+            hooked = model(input_ids=ids).logits
+        baked = bake(model, composed)(input_ids=ids).logits
+    torch.testing.assert_close(hooked, summed, rtol=0, atol=1e-6)
+    torch.testing.assert_close(baked, hooked, rtol=0, atol=1e-4)
+    assert composed.alpha == 1.0 and composed.scales == [1.5, 0.75, 3.0, 3.0]

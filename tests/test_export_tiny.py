@@ -571,3 +571,20 @@ def test_push_failure_keeps_the_export(env, tmp_path, monkeypatch):
     assert len(errors) == 1 and "upload to me/tiny-verse failed" in errors[0]
     assert f"hf upload me/tiny-verse {out}" in errors[0]
     assert (out / "model.safetensors").is_file()
+
+
+def test_composed_concepts_export(env, tmp_path):
+    """--concept verse --concept refusal: one checkpoint, each concept judged alone and composed."""
+    out = tmp_path / "composed"
+    result = _export(env["model"], out, "--concept", "verse", "--concept", "refusal")
+    assert result.exit_code == 0, (result.output, result.exception)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    rows = manifest["composition"]
+    assert [r["concept"] for r in rows] == ["verse", "refusal"]
+    for row in rows:
+        assert len(row["heads"]) == n_selected(12, K_PERCENT)
+        assert {"base_success", "alone_success", "composed_success"} <= set(row)
+    assert len(manifest["steering"]["heads"]) == 2 * n_selected(12, K_PERCENT)
+    assert manifest["verification"]["greedy_identical"] is True
+    assert "## Composed concepts" in (out / "README.md").read_text()
+    assert "Composed concepts" in result.output
