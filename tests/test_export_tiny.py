@@ -588,3 +588,24 @@ def test_composed_concepts_export(env, tmp_path):
     assert manifest["verification"]["greedy_identical"] is True
     assert "## Composed concepts" in (out / "README.md").read_text()
     assert "Composed concepts" in result.output
+
+
+def test_calibrate_on_tiny_model(env, tmp_path):
+    out = tmp_path / "calibration.csv"
+    args = ["calibrate", "--model", str(env["model"]), "--n-train", str(N_TRAIN)]
+    args += ["--max-new-tokens", "8", "--batch-size", "3", "--n-validation", "2", "--k", "25"]
+    result = CliRunner().invoke(
+        app, [*args, "--alphas", "1,2", "--positions-grid", "all,response", "--out", str(out)]
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["positions"], r["alpha"]) for r in rows] == [
+        ("", "0.0"),
+        ("all", "1.0"),
+        ("all", "2.0"),
+        ("response", "1.0"),
+        ("response", "2.0"),
+    ]
+    assert rows[0]["method"] == "base" and {r["n_heads"] for r in rows[1:]} == {"3"}
+    assert "best on validation" in result.output

@@ -88,3 +88,15 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
     verified = CliRunner().invoke(app, ["verify", str(out)])
     assert verified.exit_code == 0, verified.output
     assert verified.output.startswith("ok: max |Δlogit|")
+
+    # The export judged as a plain folder (no hooks) gives the hooked model's held-out answers.
+    report_path = tmp_path / "eval.json"
+    evaluated = CliRunner().invoke(
+        app,
+        ["eval", str(out), "--n-questions", "2", "--max-new-tokens", "48"]
+        + ["--out", str(report_path)],
+    )
+    assert evaluated.exit_code == 0, (evaluated.output, evaluated.exception)
+    report = json.loads(report_path.read_text())
+    assert [a["answer"] for a in report["answers"]] == [s["steered"] for s in manifest["samples"]]
+    assert report["retention"]["kl"] == pytest.approx(manifest["retention"]["kl"], rel=1e-4)
