@@ -314,7 +314,12 @@ def test_scale_intervention_export(env, tmp_path):
     assert result.exit_code == 0, (result.output, result.exception)
     manifest = json.loads((out / "gcm_edit.json").read_text())
     assert manifest["steering"]["intervention"] == "scale"
-    assert manifest["export"] == {"class": "LlamaForCausalLM", "exact_up_to_tokens": None}
+    export = manifest["export"]
+    assert (export["class"], export["format"], export["exact_up_to_tokens"]) == (
+        "LlamaForCausalLM",
+        "full",
+        None,
+    )
     scaled = [h for h in manifest["steering"]["heads"] if h.get("head_scale") == 3.0]
     assert len(scaled) == n_selected(12, K_PERCENT)
     assert "o_proj columns) scaled by 3.0" in (out / "README.md").read_text()
