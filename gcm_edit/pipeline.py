@@ -131,10 +131,13 @@ class Run:
                 self.judge,
             )
         if not pairs.pairs:
+            answers = self.dir / f"unusable-pairs-{self.pairs_key}.json"
+            write_json(answers, pairs.to_json())
             raise GcmEditError(
-                f"no usable pairs: the model followed the contrast directive in "
-                f"{pairs.contrast_adherence:.0%} of {pairs.n_questions} questions; "
-                "try a directive wording the model follows"
+                f"no usable pairs: the contrast prompts gave the concept "
+                f"({self.recipe.judge} judge) in {pairs.contrast_adherence:.0%} of "
+                f"{pairs.n_questions} questions; the answers are in {answers}; try wording "
+                "the model follows, or another model"
             )
         write_json(path, pairs.to_json())
         return pairs
