@@ -58,8 +58,10 @@ def evaluate_heldout(
         }
 
 
-def learned_strength(run: Run, settings: ExportSettings, alpha: float) -> tuple[SteeringPlan, dict]:
-    """--learn-scales: the learned plan, and the uniform-α rival at the same number of heads."""
+def learned_strength(
+    run: Run, settings: ExportSettings, alpha: float
+) -> tuple[SteeringPlan, SteeringPlan, dict]:
+    """--learn-scales: the learned plan, its uniform-α rival (same number of heads), a report."""
     result = learned(run, settings, alpha)
     plan = learned_plan(run, result, alpha, settings.positions)
     rival, top, rows = uniform_rival(run, settings, len(plan.steered_heads))
@@ -76,7 +78,7 @@ def learned_strength(run: Run, settings: ExportSettings, alpha: float) -> tuple[
         f"learned scales: {len(result.surviving)} of {len(result.heads)} candidate heads survive "
         f"the L1 term; rival: the top {len(rival.steered_heads)} heads at uniform α={top['alpha']}"
     )
-    return plan, report | {"rival_plan": rival}
+    return plan, rival, report
 
 
 def generation_config(run: Run):
@@ -107,7 +109,7 @@ def composition_row(run: Run, alone: SteeringPlan, metrics: dict[str, Evaluation
 
 def compose_concepts(
     run: Run, settings: ExportSettings, first: SteeringPlan
-) -> tuple[SteeringPlan, list[dict], SteeringPlan]:
+) -> tuple[SteeringPlan, list[dict]]:
     """Plans for the further concepts (same settings, same loaded model), composed with the
     first; each further concept is judged on its own held-out prompts alone and composed."""
     if settings.learn_scales:
@@ -129,7 +131,7 @@ def compose_concepts(
                 other, plans["alone"], evaluate_heldout(other, plans, settings.n_heldout)
             )
         )
-    return composed, rows, first
+    return composed, rows
 
 
 def comparison_rows(plans, metrics, retention, rival) -> list[dict]:
@@ -247,13 +249,12 @@ def export(settings: ExportSettings) -> Path:
     learning: dict | None = None
     composition: list[dict] | None = None
     if settings.learn_scales:
-        plans["steered"], learning = learned_strength(run, settings, alpha)
-        plans["uniform α"] = learning.pop("rival_plan")
+        plans["steered"], plans["uniform α"], learning = learned_strength(run, settings, alpha)
     else:
         plans["steered"] = run.plan(settings.positions, alpha, k_percent)
     if settings.compose:
-        plans["steered"], composition, alone = compose_concepts(run, settings, plans["steered"])
-        plans["alone"] = alone
+        plans["alone"] = plans["steered"]
+        plans["steered"], composition = compose_concepts(run, settings, plans["alone"])
     plan = plans["steered"]
     metrics = evaluate_heldout(run, plans, settings.n_heldout)
     with run.stage("retention"):
