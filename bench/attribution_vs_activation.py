@@ -24,11 +24,11 @@ def main() -> None:
     parser.add_argument("--head-batch", type=int, default=4)
     args = parser.parse_args()
 
-    from gcm_edit.cli import _quiet_libraries
-    from gcm_edit.methods import score_heads
-    from gcm_edit.pipeline import Run
-    from gcm_edit.rank_stats import spearman, top_overlap
-    from gcm_edit.settings import RunSettings
+    from gcm_edit.cli.app import _quiet_libraries
+    from gcm_edit.scoring.methods import score_heads
+    from gcm_edit.commands.run import Run
+    from rank_stats import spearman, top_overlap
+    from gcm_edit.commands.settings import RunSettings
 
     _quiet_libraries()
     run = Run(RunSettings())

@@ -41,12 +41,12 @@ def main() -> None:
     from steering_vectors import SteeringVector
     from transformers import AutoModelForCausalLM
 
-    from gcm_edit.bake import bake
-    from gcm_edit.cli import _quiet_libraries
-    from gcm_edit.heads import o_proj_modules
-    from gcm_edit.pipeline import Run
-    from gcm_edit.prompts import bare_prompts
-    from gcm_edit.settings import DEFAULT_ALPHA, DEFAULT_POSITIONS, RunSettings
+    from gcm_edit.checkpoint.bake import bake
+    from gcm_edit.cli.app import _quiet_libraries
+    from gcm_edit.model.heads import o_proj_modules
+    from gcm_edit.commands.run import Run
+    from gcm_edit.inputs.prompts import bare_prompts
+    from gcm_edit.commands.settings import DEFAULT_ALPHA, DEFAULT_POSITIONS, RunSettings
 
     _quiet_libraries()
     run = Run(RunSettings(device="cpu"))

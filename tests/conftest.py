@@ -149,7 +149,7 @@ def random_token_ids(generator: torch.Generator, n: int, low: int = 4) -> list[i
 
 def make_pairs(n: int, seed: int = 0):
     """Pairs of random token sequences with different prompt/response lengths."""
-    from gcm_edit.pairs import Pair
+    from gcm_edit.pairs.contrastive import Pair
 
     g = torch.Generator().manual_seed(seed)
     pairs = []

@@ -13,8 +13,8 @@ import torch
 from conftest import make_llama, make_pairs
 from safetensors.torch import save_file
 
-from gcm_edit.methods import score_heads
-from gcm_edit.settings import ScoringSettings
+from gcm_edit.scoring.methods import score_heads
+from gcm_edit.commands.settings import ScoringSettings
 
 METHODS = ("attribution", "activation", "knockout", "paper", "probe")
 N_PAIRS = 5  # odd: the two ranks get unequal shares (3 + 2 pairs at batch size 1)

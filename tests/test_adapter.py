@@ -6,10 +6,10 @@ import pytest
 import torch
 from test_families import tiny
 
-from gcm_edit.adapter import build_adapter
-from gcm_edit.bake import bake
-from gcm_edit.heads import HeadGeometry
-from gcm_edit.plan import SteeringPlan
+from gcm_edit.checkpoint.adapter import build_adapter
+from gcm_edit.checkpoint.bake import bake
+from gcm_edit.model.heads import HeadGeometry
+from gcm_edit.steering.plan import SteeringPlan
 
 IDS = torch.tensor([[1, 5, 7, 9, 3, 4, 8, 11, 12, 30, 31, 40]])
 

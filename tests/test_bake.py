@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-from gcm_edit.bake import bake
+from gcm_edit.checkpoint.bake import bake
 from gcm_edit.errors import GcmEditError
-from gcm_edit.heads import HeadGeometry, add_to_heads
-from gcm_edit.plan import SteeringPlan, n_selected, select_heads
-from gcm_edit.verify import verify_export
+from gcm_edit.model.heads import HeadGeometry, add_to_heads
+from gcm_edit.steering.plan import SteeringPlan, n_selected, select_heads
+from gcm_edit.checkpoint.verify import verify_export
 
 HEADS = [(0, 1), (0, 3), (1, 0), (2, 2), (2, 3)]  # several heads, two layers with two heads
 
@@ -105,7 +105,7 @@ def _export(model, plan, tokenizer, folder):
 
 
 def _prompts(tokenizer) -> list[list[int]]:
-    from gcm_edit.prompts import chat_messages, encode_prompt
+    from gcm_edit.inputs.prompts import chat_messages, encode_prompt
 
     return [
         encode_prompt(tokenizer, chat_messages(q, None, "original"))
@@ -244,8 +244,8 @@ def test_n_selected_rounding(n_total, k, expected):
 
 def test_composed_plan_equals_summed_hooks(llama_factory):
     """compose(p1, p2) hooks == additions summed and scales multiplied; and it bakes exactly."""
-    from gcm_edit.bake import bake
-    from gcm_edit.heads import intervene
+    from gcm_edit.checkpoint.bake import bake
+    from gcm_edit.model.heads import intervene
 
     model = llama_factory("gqa_head_dim16", seed=2)
     g = HeadGeometry.of(model.config)

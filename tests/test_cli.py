@@ -7,7 +7,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from gcm_edit.cli import app
+from gcm_edit.cli.app import app
 
 
 def _no_heavy_work(*_args, **_kwargs):
@@ -17,8 +17,8 @@ def _no_heavy_work(*_args, **_kwargs):
 @pytest.fixture(autouse=True)
 def forbid_model_loading(monkeypatch):
     """These are all cheap checks: loading weights (or converting the default model) is a bug."""
-    monkeypatch.setattr("gcm_edit.pipeline.load_model", _no_heavy_work)
-    monkeypatch.setattr("gcm_edit.loading.default_model_dir", _no_heavy_work)
+    monkeypatch.setattr("gcm_edit.commands.run.load_model", _no_heavy_work)
+    monkeypatch.setattr("gcm_edit.inputs.loading.default_model_dir", _no_heavy_work)
 
 
 def _invoke(*args: str):

@@ -6,8 +6,8 @@ import pytest
 import torch
 from conftest import make_pairs
 
-from gcm_edit.deltas import POSITIONS, steering_vectors
-from gcm_edit.heads import HeadGeometry
+from gcm_edit.steering.vectors import POSITIONS, steering_vectors
+from gcm_edit.model.heads import HeadGeometry
 
 PAD = 1
 

@@ -11,13 +11,13 @@ from conftest import save_tiny_model_dir
 from typer.testing import CliRunner
 
 from gcm_edit.cache import sha256_file
-from gcm_edit.cli import app
+from gcm_edit.cli.app import app
 from gcm_edit.errors import GcmEditError
-from gcm_edit.heads import HeadGeometry, add_to_heads
-from gcm_edit.methods import random_scores
-from gcm_edit.plan import SteeringPlan, n_selected, select_heads
-from gcm_edit.recipe import load_recipe
-from gcm_edit.score_table import read_scores_csv
+from gcm_edit.model.heads import HeadGeometry, add_to_heads
+from gcm_edit.scoring.methods import random_scores
+from gcm_edit.steering.plan import SteeringPlan, n_selected, select_heads
+from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.scoring.table import read_scores_csv
 
 N_TRAIN = 4
 K_PERCENT = 25  # 3 of the tiny model's 12 heads
@@ -75,7 +75,7 @@ def _leftovers(out) -> list:
 
 
 def _use_contrast_side_judge(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr("gcm_edit.pipeline.make_judge", lambda *_args: ContrastSideJudge(N_TRAIN))
+    mp.setattr("gcm_edit.commands.run.make_judge", lambda *_args: ContrastSideJudge(N_TRAIN))
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +314,7 @@ def test_failed_verification_leaves_nothing(env, monkeypatch, error, exit_code):
     def broken_verify(*_args, **_kwargs):
         raise error
 
-    monkeypatch.setattr("gcm_edit.export.verify_export", broken_verify)
+    monkeypatch.setattr("gcm_edit.commands.export.verify_export", broken_verify)
     out = env["root"] / f"failed-{type(error).__name__}"
     result = _export(env["model"], out)
     assert result.exit_code == exit_code, (result.output, result.exception)
@@ -330,7 +330,7 @@ def test_failed_forced_export_keeps_old_folder(exported, env, monkeypatch):
     def broken_verify(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("gcm_edit.export.verify_export", broken_verify)
+    monkeypatch.setattr("gcm_edit.commands.export.verify_export", broken_verify)
     result = _export(env["model"], out, "--force")
     assert result.exit_code == 1
     assert {p.name: sha256_file(p) for p in out.iterdir()} == before

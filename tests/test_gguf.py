@@ -13,7 +13,7 @@ import shutil
 import pytest
 import torch
 
-from gcm_edit.gguf_export import CONVERTER, convert_to_gguf
+from gcm_edit.checkpoint.gguf import CONVERTER, convert_to_gguf
 
 pytestmark = pytest.mark.skipif(
     shutil.which(CONVERTER) is None or importlib.util.find_spec("llama_cpp") is None,
@@ -26,11 +26,11 @@ N_TOKENS = 12
 def test_steered_gguf_matches_transformers(tmp_path):
     from llama_cpp import Llama
 
-    from gcm_edit.bake import bake
-    from gcm_edit.heads import HeadGeometry
-    from gcm_edit.loading import load_model, load_tokenizer, resolve_model
-    from gcm_edit.plan import SteeringPlan
-    from gcm_edit.prompts import chat_messages, encode_prompt
+    from gcm_edit.checkpoint.bake import bake
+    from gcm_edit.model.heads import HeadGeometry
+    from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
+    from gcm_edit.steering.plan import SteeringPlan
+    from gcm_edit.inputs.prompts import chat_messages, encode_prompt
 
     ref = resolve_model("smollm2-135m-instruct")
     model, tokenizer = load_model(ref), load_tokenizer(ref)

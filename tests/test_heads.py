@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import llama_config
 
-from gcm_edit.heads import HeadGeometry, add_to_heads, edit_head_inputs, o_proj_modules
+from gcm_edit.model.heads import HeadGeometry, add_to_heads, edit_head_inputs, o_proj_modules
 
 
 def _inputs(seed: int = 0, batch: int = 2, length: int = 7) -> torch.Tensor:

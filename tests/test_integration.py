@@ -16,7 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gcm_edit.cli import app
+from gcm_edit.cli.app import app
 
 pytestmark = pytest.mark.integration
 

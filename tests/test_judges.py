@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gcm_edit.fluency import is_fluent, repeated_ngram_rate, words
+from gcm_edit.evaluation.fluency import is_fluent, repeated_ngram_rate, words
 from gcm_edit.judges import VerseJudge, make_judge
 from gcm_edit.judges.verse import rhymes
-from gcm_edit.recipe import Fluency
+from gcm_edit.inputs.recipe import Fluency
 
 POEM = """The morning light is soft and warm,
 It wakes the fields before the storm.
@@ -198,9 +198,9 @@ def test_critique_judge_negative(text):
 
 def test_success_needs_concept_and_fluency(tiny_model_dir):
     """Success = concept ∧ fluent: verse that loops, or fluent prose, are both failures."""
-    from gcm_edit.evaluate import judge_answers
-    from gcm_edit.loading import load_model, load_tokenizer, resolve_model
-    from gcm_edit.recipe import load_recipe
+    from gcm_edit.evaluation.answers import judge_answers
+    from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
+    from gcm_edit.inputs.recipe import load_recipe
 
     ref = resolve_model(str(tiny_model_dir))
     recipe = load_recipe("verse").model_copy(

@@ -8,7 +8,7 @@ import pytest
 from conftest import make_llama, make_tokenizer
 
 from gcm_edit.errors import GcmEditError
-from gcm_edit.loading import load_config, load_model, load_tokenizer, resolve_model
+from gcm_edit.inputs.loading import load_config, load_model, load_tokenizer, resolve_model
 
 
 def test_resolve_local_folder(tiny_model_dir):

@@ -9,11 +9,11 @@ from ddp_worker import aligned_pairs
 from references import exact_effects, positionwise_effects, record_z
 
 from gcm_edit.errors import GcmEditError
-from gcm_edit.heads import o_proj_modules
-from gcm_edit.methods import METHODS, score_heads
-from gcm_edit.methods import probe as probe_module
-from gcm_edit.methods.probe import cross_validated_accuracy, fit_logistic
-from gcm_edit.settings import ScoringSettings
+from gcm_edit.model.heads import o_proj_modules
+from gcm_edit.scoring.methods import METHODS, score_heads
+from gcm_edit.scoring.methods import probe as probe_module
+from gcm_edit.scoring.probe import cross_validated_accuracy, fit_logistic
+from gcm_edit.commands.settings import ScoringSettings
 
 PAD = 1
 
@@ -184,6 +184,6 @@ def test_fsdp_on_cpu_is_refused_in_one_line(llama_factory):
 def test_every_method_has_a_spec():
     from typing import get_args
 
-    from gcm_edit.settings import Method
+    from gcm_edit.commands.settings import Method
 
     assert set(METHODS) == set(get_args(Method))

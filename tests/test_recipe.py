@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from gcm_edit.errors import GcmEditError
-from gcm_edit.prompts import training_prompts
-from gcm_edit.recipe import BUILTIN_DIR, Recipe, builtin_names, load_recipe
+from gcm_edit.inputs.prompts import training_prompts
+from gcm_edit.inputs.recipe import BUILTIN_DIR, Recipe, builtin_names, load_recipe
 
 
 def _valid() -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from conftest import make_pairs
 
-from gcm_edit.methods import score_heads
-from gcm_edit.scale_learning import ScaleObjective, learn_scales
-from gcm_edit.settings import ScoringSettings
+from gcm_edit.scoring.methods import score_heads
+from gcm_edit.steering.scales import ScaleObjective, learn_scales
+from gcm_edit.commands.settings import ScoringSettings
 
 
 def _objective(**changes) -> ScaleObjective:

@@ -9,11 +9,11 @@ import torch
 from conftest import make_pairs
 from references import exact_effects, metric
 
-from gcm_edit.heads import HeadGeometry
-from gcm_edit.methods import score_heads
-from gcm_edit.metric import collate_pairs, mediation_metric
-from gcm_edit.score_table import plot_heatmap, read_scores_csv, write_scores_csv
-from gcm_edit.settings import ScoringSettings
+from gcm_edit.model.heads import HeadGeometry
+from gcm_edit.scoring.methods import score_heads
+from gcm_edit.scoring.metric import collate_pairs, mediation_metric
+from gcm_edit.scoring.table import plot_heatmap, read_scores_csv, write_scores_csv
+from gcm_edit.commands.settings import ScoringSettings
 
 PAD = 1
 

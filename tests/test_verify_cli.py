@@ -9,10 +9,10 @@ from conftest import make_llama, make_tokenizer
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from gcm_edit.bake import bake
-from gcm_edit.cli import app
-from gcm_edit.heads import HeadGeometry
-from gcm_edit.plan import SteeringPlan
+from gcm_edit.checkpoint.bake import bake
+from gcm_edit.cli.app import app
+from gcm_edit.model.heads import HeadGeometry
+from gcm_edit.steering.plan import SteeringPlan
 
 
 def make_export(tmp_path):

@@ -1,0 +1,67 @@
+"""Bake a steering plan into the weights — an exact edit, not an approximation.
+
+Adding v to o_proj's input adds W_O·v to its output, and scaling a head's slice of the input
+by s is the same as scaling those columns of W_O:
+    b_O[l] += Σ_{h∈S_l} W_O[:, h·d:(h+1)·d] (α c[l,h] δ[l,h])      (additive)
+    W_O[:, h·d:(h+1)·d] ← s[l,h] · W_O[:, h·d:(h+1)·d]               (head scaling)
+(W_O·δ, not δ: the two only share a shape when heads·head_dim = hidden_size.) The bias uses
+W_O before scaling, matching the hook z ← s ⊙ z + a.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from gcm_edit.model.architectures import arch_spec
+from gcm_edit.model.heads import attention_modules, o_proj_modules
+from gcm_edit.checkpoint.llamafy import llamafy
+from gcm_edit.steering.plan import SteeringPlan
+
+
+def _add_zero_bias(linear: nn.Linear) -> None:
+    if linear.bias is None:
+        linear.bias = nn.Parameter(
+            torch.zeros(
+                linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device
+            ),
+            requires_grad=False,
+        )
+
+
+def needs_llamafy(model: nn.Module, plan: SteeringPlan) -> bool:
+    """Additive steering needs an o_proj bias, which a bias-less family only gets as Llama."""
+    return bool(plan.heads) and arch_spec(model.config).export == "llamafy"
+
+
+def export_class(model: nn.Module, plan: SteeringPlan) -> str:
+    """The class the baked checkpoint is saved as."""
+    return "LlamaForCausalLM" if needs_llamafy(model, plan) else type(model).__name__
+
+
+@torch.no_grad()
+def bake(model: nn.Module, plan: SteeringPlan) -> nn.Module:
+    """A copy of `model` with the plan in its weights; `model` itself is left untouched.
+
+    Additive steering switches the family's o_proj bias on (q/k/v biases come with it and
+    are written as zeros, so the checkpoint loads with no missing keys); head scaling needs
+    no config change.
+    """
+    baked = llamafy(model) if needs_llamafy(model, plan) else copy.deepcopy(model)
+    if plan.heads:
+        spec = arch_spec(baked.config)
+        setattr(baked.config, spec.bias_flag, True)
+        add = plan.add_tensor().to(next(baked.parameters()).device)
+        for layer, attention in enumerate(attention_modules(baked)):
+            for name in spec.qkv:
+                _add_zero_bias(getattr(attention, name))
+            o_proj = getattr(attention, spec.o_proj)
+            _add_zero_bias(o_proj)
+            o_proj.bias += (o_proj.weight.double() @ add[layer].double()).to(o_proj.bias.dtype)
+    scale = plan.scale_tensor()
+    if scale is not None:
+        for layer, o_proj in enumerate(o_proj_modules(baked)):
+            o_proj.weight.mul_(scale[layer].to(o_proj.weight))
+    return baked

@@ -1,0 +1,116 @@
+"""Every export is checked: the folder, loaded by plain transformers in a separate process with
+no gcm_edit code, must equal the hooked steered base model (max |Δlogit| ≤ 1e-4 in fp32 and
+identical greedy tokens)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from gcm_edit.checkpoint import plain_runner
+from gcm_edit.errors import GcmEditError
+from gcm_edit.steering.plan import SteeringPlan
+
+LOGIT_TOLERANCE = 1e-4
+GREEDY_TOKENS = 24
+VERIFY_PROMPTS = 3
+
+
+@dataclass
+class Verification:
+    max_abs_logit_diff: float
+    greedy_identical: bool
+    n_prompts: int
+    greedy_tokens: int
+    tolerance: float = LOGIT_TOLERANCE
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def run_plain(folder: Path, prompts: list[list[int]], greedy_tokens: int) -> dict:
+    """Logits and greedy tokens of `folder` computed in a fresh interpreter."""
+    with tempfile.TemporaryDirectory(prefix="gcm-verify-") as tmp:
+        request, target = Path(tmp) / "request.json", Path(tmp) / "out.safetensors"
+        request.write_text(json.dumps({"prompts": prompts, "greedy_tokens": greedy_tokens}))
+        proc = subprocess.run(
+            # absolute: the child runs in a temp cwd, and a relative path would be read as a hub id
+            [
+                sys.executable,
+                plain_runner.__file__,
+                str(folder.resolve()),
+                str(request),
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise GcmEditError(f"could not load {folder} with plain transformers: {last}")
+        return load_file(str(target))
+
+
+def verify_export(
+    folder: Path,
+    base_model,
+    plan: SteeringPlan,
+    prompts: list[list[int]],
+    greedy_tokens: int = GREEDY_TOKENS,
+) -> Verification:
+    """Compare the export to the hooked base model; raise GcmEditError on any mismatch."""
+    exported = run_plain(folder, prompts, greedy_tokens)
+    with plan.apply(base_model, next(base_model.parameters()).device):
+        hooked = plain_runner.run_prompts(base_model, prompts, greedy_tokens)
+    diff = max(
+        float((hooked[f"logits.{i}"] - exported[f"logits.{i}"]).abs().max())
+        for i in range(len(prompts))
+    )
+    same = all(
+        hooked[f"greedy.{i}"].tolist() == exported[f"greedy.{i}"].tolist()
+        for i in range(len(prompts))
+    )
+    result = Verification(diff, same, len(prompts), greedy_tokens)
+    if diff > LOGIT_TOLERANCE or not same:
+        raise GcmEditError(
+            f"verification failed for {folder}: max |Δlogit| {diff:.2e} "
+            f"(limit {LOGIT_TOLERANCE:.0e}), greedy tokens identical: {same}"
+        )
+    return result
+
+
+def recorded_base(manifest: dict) -> str:
+    """The base model an export names: its folder if still there, else the built-in by name."""
+    from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME
+
+    recorded = manifest["base_model"]
+    if Path(recorded["source"]).is_dir():
+        return recorded["source"]
+    if recorded["name"] == FOLDER_NAME:
+        return DEFAULT_MODEL
+    raise GcmEditError(f"base model not found at {recorded['source']}; pass --base PATH_OR_HUB_ID")
+
+
+def verify_folder(folder: Path, base: str | None = None) -> Verification:
+    """`gcm-edit verify`: rebuild the hooked model from the base model and the folder's plan."""
+    from gcm_edit.cache import read_json
+    from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
+    from gcm_edit.inputs.prompts import bare_prompts
+
+    manifest_path = folder / "gcm_edit.json"
+    if not manifest_path.is_file():
+        raise GcmEditError(f"{folder} is not a gcm-edit export (no gcm_edit.json)")
+    manifest = read_json(manifest_path)
+    ref = resolve_model(base or recorded_base(manifest))
+    plan = SteeringPlan.load(folder)
+    tokenizer = load_tokenizer(resolve_model(str(folder)))
+    questions = [sample["question"] for sample in manifest["samples"][:VERIFY_PROMPTS]]
+    prompts = bare_prompts(tokenizer, questions)
+    return verify_export(folder, load_model(ref), plan, prompts)

@@ -1,0 +1,135 @@
+"""`gcm-edit sweep`: is causal selection better? Success vs k% per selection method.
+
+Every (method, k%, α) plan is measured on the validation split; "all" steers every head.
+Pairs, scores and answers come from the run cache, so re-running or widening a grid only
+generates what is new. Writes sweep.csv, sweep.png and report.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gcm_edit.output import check_output, staged_folder
+from gcm_edit.commands.run import Run, console
+from gcm_edit.commands.report import print_tables
+from gcm_edit.commands.settings import SweepSettings
+from gcm_edit.commands.candidates import COLUMNS, RATES, best, measure, rows_table, write_rows
+
+
+def best_by_k(rows: list[dict], method: str) -> dict[float, dict]:
+    """For one method, the best row (over α) at each k%."""
+    ks = sorted({r["k_percent"] for r in rows if r["method"] == method})
+    return {k: best([r for r in rows if r["method"] == method and r["k_percent"] == k]) for k in ks}
+
+
+def plot_sweep(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for method in dict.fromkeys(r["method"] for r in rows if r["method"] not in ("base", "all")):
+        points = best_by_k(rows, method)
+        ax.plot(list(points), [p["success"] for p in points.values()], marker="o", label=method)
+    for method, style in (("all", "--"), ("base", ":")):
+        if any(r["method"] == method for r in rows):
+            top = best([r for r in rows if r["method"] == method])
+            ax.axhline(
+                top["success"],
+                ls=style,
+                color="gray",
+                label=f"{method} heads" if method == "all" else "base model",
+            )
+    ax.set_xscale("log")
+    ks = sorted({r["k_percent"] for r in rows if r["method"] not in ("base", "all")})
+    ax.set_xticks(ks, [f"{k:g}" for k in ks])
+    ax.minorticks_off()
+    ax.set_xlabel("heads steered (% of all, best α per point)")
+    ax.set_ylabel("validation success (concept ∧ fluent)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_report(rows: list[dict], title: str) -> str:
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "base"))
+    ks = sorted({r["k_percent"] for r in rows if r["method"] not in ("base", "all")})
+    lines = [
+        f"# {title}",
+        "",
+        "Best α per cell: success (concept ∧ fluent), KL(base ‖ steered).",
+        "",
+    ]
+    lines += ["| method | " + " | ".join(f"k={k:g}%" for k in ks) + " |"]
+    lines += ["|---" * (len(ks) + 1) + "|"]
+    for method in methods:
+        if method == "all":
+            continue
+        cells = best_by_k(rows, method)
+        lines.append(
+            f"| {method} | "
+            + " | ".join(
+                f"{cells[k]['success']:.0%} (α={cells[k]['alpha']:g}, KL {cells[k]['kl']:.3f})"
+                if k in cells
+                else "–"
+                for k in ks
+            )
+            + " |"
+        )
+    lines.append("")
+    for method, name in (("all", "All heads"), ("base", "Base model")):
+        if any(r["method"] == method for r in rows):
+            top = best([r for r in rows if r["method"] == method])
+            alpha = f" at α={top['alpha']:g}" if method == "all" else ""
+            lines.append(f"{name}: success {top['success']:.0%}{alpha}, KL {top['kl']:.3f}.")
+    overall = best([r for r in rows if r["method"] not in ("base", "all")] or rows)
+    lines += [
+        "",
+        f"Best sparse plan: **{overall['method']}**, k={overall['k_percent']}%, "
+        f"α={overall['alpha']} → success {overall['success']:.0%} "
+        f"({overall['n_heads']} heads, KL {overall['kl']:.3f}).",
+        "",
+        "## Every measurement",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---" * len(COLUMNS) + "|",
+    ]
+    for row in rows:
+        lines.append(
+            "| "
+            + " | ".join(f"{row[c]:.0%}" if c in RATES else str(row[c]) for c in COLUMNS)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def sweep(settings: SweepSettings) -> Path:
+    run = Run(settings)
+    out = check_output(
+        settings.out or Path("checkpoints") / f"{run.model_ref.slug}-{run.recipe.name}-sweep",
+        settings.force,
+    )
+    questions = run.recipe.validation[: settings.n_validation]
+    positions = settings.positions
+    rows = [measure(run, questions, None, method="base")]
+    for method in settings.methods:
+        selection = "attribution" if method == "all" else method  # "all": any ranking, k = 100%
+        for k in [100.0] if method == "all" else settings.ks:
+            for alpha in settings.alphas:
+                plan = run.plan(positions, alpha, k, selection)
+                keys = dict(method=method, positions=positions, k_percent=k, alpha=alpha)
+                rows.append(measure(run, questions, plan, **keys))
+    title = (
+        f"{run.model_ref.slug}: '{run.recipe.name}' sweep, {len(questions)} validation questions"
+    )
+    with staged_folder(out) as staging:
+        write_rows(rows, staging / "sweep.csv")
+        plot_sweep(rows, staging / "sweep.png", title)
+        (staging / "report.md").write_text(markdown_report(rows, title))
+    print_tables(rows_table(title, rows))
+    console.print(f"[bold]wrote[/] {out}/sweep.csv, sweep.png, report.md")
+    return out

@@ -1,0 +1,109 @@
+"""Loading a base model safely: safetensors only, no remote code unless asked for."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gcm_edit.model.architectures import arch_spec
+from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME, default_model_dir
+from gcm_edit.errors import GcmEditError
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What the user asked for (`name`) and where it is loaded from (`source`)."""
+
+    name: str
+    source: str
+
+    @property
+    def slug(self) -> str:
+        return Path(self.name.rstrip("/")).name
+
+    def fingerprint(self) -> str:
+        """Changes when the weights or config change, so caches keyed on it stay honest."""
+        digest = hashlib.sha256(self.source.encode())
+        folder = Path(self.source)
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.name == "config.json":
+                    digest.update(path.read_bytes())
+                elif path.suffix == ".safetensors":  # re-saved weights change mtime
+                    stat = path.stat()
+                    digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return digest.hexdigest()[:16]
+
+
+def resolve_model(name: str) -> ModelRef:
+    if name == DEFAULT_MODEL:
+        return ModelRef(FOLDER_NAME, str(default_model_dir()))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise GcmEditError(f"{path} is not a Hugging Face model folder (no config.json)")
+        return ModelRef(name, str(path.resolve()))
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise GcmEditError(f"model folder not found: {name}")
+    return ModelRef(name, name)
+
+
+def _hub_error(ref: ModelRef, exc: Exception) -> GcmEditError:
+    return GcmEditError(
+        f"could not load {ref.name!r} ({type(exc).__name__}): pass a local HF folder with "
+        "--model, or make the hub reachable"
+    )
+
+
+def load_config(ref: ModelRef, trust_remote_code: bool = False):
+    """Load and check the config first, so an unsupported architecture fails before weights."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise GcmEditError(
+                f"{ref.name} needs custom code; re-run with --trust-remote-code if you trust it"
+            ) from exc
+        raise _hub_error(ref, exc) from exc
+    except OSError as exc:
+        raise _hub_error(ref, exc) from exc
+    arch_spec(config)
+    return config
+
+
+def load_model(ref: ModelRef, device: str = "cpu", trust_remote_code: bool = False):
+    from transformers import AutoModelForCausalLM
+
+    load_config(ref, trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            ref.source,
+            dtype=torch.float32,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+        )
+    except OSError as exc:
+        if "safetensors" in str(exc).lower():
+            raise GcmEditError(
+                f"{ref.name} has no safetensors weights; pickle checkpoints are refused "
+                "(convert it with `save_pretrained(safe_serialization=True)`)"
+            ) from exc
+        raise _hub_error(ref, exc) from exc
+    model.requires_grad_(False)
+    return model.to(device).eval()
+
+
+def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise GcmEditError(f"{ref.name} has no chat template; gcm-edit needs a chat/instruct model")
+    return tokenizer

@@ -1,0 +1,83 @@
+"""Stage 1: contrastive pairs — the model's own greedy answers under both directives."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from gcm_edit.model.generation import Decoding, decode, generate
+from gcm_edit.judges import Judge
+from gcm_edit.inputs.prompts import encode_prompt
+
+
+@dataclass
+class Pair:
+    question: str
+    prompt_orig: list[int]
+    prompt_contrast: list[int]
+    response_orig: list[int]
+    response_contrast: list[int]
+    text_orig: str
+    text_contrast: str
+
+
+@dataclass
+class PairSet:
+    """Kept pairs plus how often the model followed each directive."""
+
+    pairs: list[Pair]
+    n_questions: int
+    contrast_adherence: float  # share of contrast answers that show the concept
+    original_clean: float  # share of original answers that do not
+    dropped: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> PairSet:
+        return cls(**{**data, "pairs": [Pair(**p) for p in data["pairs"]]})
+
+
+def build_pairs(
+    model,
+    tokenizer,
+    training: list[tuple[str, list[dict], list[dict]]],
+    decoding: Decoding,
+    batch_size: int,
+    judge: Judge,
+) -> PairSet:
+    """`training`: (label, original conversation, contrast conversation), from the recipe."""
+    questions = [label for label, _, _ in training]
+    prompts = {
+        side: [encode_prompt(tokenizer, item[index]) for item in training]
+        for index, side in ((1, "original"), (2, "contrast"))
+    }
+    responses = {
+        side: generate(model, tokenizer, ids, decoding, batch_size, f"pairs: {side} answers")
+        for side, ids in prompts.items()
+    }
+    texts = {side: decode(tokenizer, r) for side, r in responses.items()}
+    has_concept = {side: [judge(t) for t in texts[side]] for side in texts}
+    kept, dropped = [], []
+    for i, question in enumerate(questions):
+        pair = Pair(
+            question,
+            prompts["original"][i],
+            prompts["contrast"][i],
+            responses["original"][i],
+            responses["contrast"][i],
+            texts["original"][i],
+            texts["contrast"][i],
+        )
+        if has_concept["contrast"][i] and not has_concept["original"][i]:
+            kept.append(pair)
+        else:
+            dropped.append({"question": question, "contrast": pair.text_contrast})
+    n = len(questions)
+    return PairSet(
+        kept,
+        n,
+        sum(has_concept["contrast"]) / n,
+        1 - sum(has_concept["original"]) / n,
+        dropped,
+    )

@@ -1,0 +1,59 @@
+"""Stage 2a: steering vectors δ[l,h] = mean z(contrast run) − mean z(original run).
+
+Each pair weighs equally: a sequence's z is first averaged over the chosen positions,
+then sequences are averaged.
+"""
+
+from __future__ import annotations
+
+import torch
+from rich.progress import track
+
+from gcm_edit.model.heads import HeadGeometry, edit_head_inputs
+from gcm_edit.pairs.contrastive import Pair
+from gcm_edit.model.batches import TokenBatch
+
+POSITIONS = ("prompt", "response", "all")
+
+
+@torch.no_grad()
+def mean_head_outputs(
+    model, sequences: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int, label: str
+) -> dict[str, torch.Tensor]:
+    """Per positions mode, the mean over sequences of the per-sequence mean z: [L, H, d]."""
+    geometry = HeadGeometry.of(model.config)
+    device = next(model.parameters()).device
+    totals = {
+        p: torch.zeros(geometry.n_layers, geometry.n_heads * geometry.head_dim) for p in POSITIONS
+    }
+    for start in track(range(0, len(sequences), batch_size), description=label, transient=True):
+        chunk = sequences[start : start + batch_size]
+        batch = TokenBatch.build([p for p, _ in chunk], [r for _, r in chunk], pad_id).to(device)
+        masks = {p: batch.position_mask(p).float() for p in POSITIONS}
+
+        def record(layer: int, z: torch.Tensor, masks=masks) -> None:
+            for positions, mask in masks.items():
+                per_seq = (z.float() * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(
+                    min=1
+                )
+                totals[positions][layer] += per_seq.sum(0).cpu()
+
+        with edit_head_inputs(model, record):
+            batch.run(model)
+    shape = (geometry.n_layers, geometry.n_heads, geometry.head_dim)
+    return {p: (t / len(sequences)).view(shape) for p, t in totals.items()}
+
+
+def steering_vectors(
+    model, pairs: list[Pair], pad_id: int, batch_size: int
+) -> dict[str, torch.Tensor]:
+    """δ for every head and every positions mode: {positions: [L, H, d]}."""
+    sides = {
+        "contrast": [(p.prompt_contrast, p.response_contrast) for p in pairs],
+        "original": [(p.prompt_orig, p.response_orig) for p in pairs],
+    }
+    means = {
+        side: mean_head_outputs(model, sequences, pad_id, batch_size, f"δ: {side} runs")
+        for side, sequences in sides.items()
+    }
+    return {p: means["contrast"][p] - means["original"][p] for p in POSITIONS}
