@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gcm_edit.rank_stats import ranks, spearman, top_overlap
+from rank_stats import ranks, spearman, top_overlap
 
 
 def test_ranks_average_ties():
