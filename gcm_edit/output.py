@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,3 +39,13 @@ def staged_folder(out: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def weights_bytes(folder: Path) -> int:
+    """Size of a folder's safetensors files: what a user downloads to use it."""
+    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix == ".safetensors")
+
+
+def invocation() -> str:
+    """The command line that made an output, recorded so it can be reproduced."""
+    return " ".join(["gcm-edit", *(shlex.quote(a) for a in sys.argv[1:])])

@@ -69,7 +69,3 @@ def build_adapter(model, plan: SteeringPlan):
             lora_a.weight[rows, cols] = torch.eye(g.head_dim, dtype=weight.dtype)
             lora_b.weight[:, rows] = (value - 1.0) * weight[:, cols]
     return peft_model.eval()
-
-
-def folder_bytes(folder) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix == ".safetensors")

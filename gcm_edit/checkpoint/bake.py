@@ -15,9 +15,9 @@ import copy
 import torch
 from torch import nn
 
+from gcm_edit.checkpoint.llamafy import llamafy
 from gcm_edit.model.architectures import arch_spec
 from gcm_edit.model.heads import attention_modules, o_proj_modules
-from gcm_edit.checkpoint.llamafy import llamafy
 from gcm_edit.steering.plan import SteeringPlan
 
 

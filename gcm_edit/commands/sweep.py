@@ -9,40 +9,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcm_edit.output import check_output, staged_folder
-from gcm_edit.commands.run import Run, console
-from gcm_edit.commands.report import print_tables
+from gcm_edit.commands.candidates import measure
+from gcm_edit.commands.run import SteeringRun
 from gcm_edit.commands.settings import SweepSettings
-from gcm_edit.commands.candidates import COLUMNS, RATES, best, measure, rows_table, write_rows
+from gcm_edit.console import console
+from gcm_edit.evaluation.plan_results import PlanResult, best, results_table, write_csv
+from gcm_edit.output import check_output, staged_folder
+from gcm_edit.tables import Column, ResultTable, print_tables
+
+REFERENCES = ("base", "all")  # drawn as lines, not as a curve over k
 
 
-def best_by_k(rows: list[dict], method: str) -> dict[float, dict]:
+def best_by_k(rows: list[PlanResult], method: str) -> dict[float, PlanResult]:
     """For one method, the best row (over α) at each k%."""
-    ks = sorted({r["k_percent"] for r in rows if r["method"] == method})
-    return {k: best([r for r in rows if r["method"] == method and r["k_percent"] == k]) for k in ks}
+    ks = sorted({r.k_percent for r in rows if r.method == method})
+    return {k: best([r for r in rows if r.method == method and r.k_percent == k]) for k in ks}
 
 
-def plot_sweep(rows: list[dict], path: Path, title: str) -> None:
+def sparse_ks(rows: list[PlanResult]) -> list[float]:
+    return sorted({r.k_percent for r in rows if r.method not in REFERENCES})
+
+
+def plot_sweep(rows: list[PlanResult], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for method in dict.fromkeys(r["method"] for r in rows if r["method"] not in ("base", "all")):
+    for method in dict.fromkeys(r.method for r in rows if r.method not in REFERENCES):
         points = best_by_k(rows, method)
-        ax.plot(list(points), [p["success"] for p in points.values()], marker="o", label=method)
+        ax.plot(list(points), [p.success for p in points.values()], marker="o", label=method)
     for method, style in (("all", "--"), ("base", ":")):
-        if any(r["method"] == method for r in rows):
-            top = best([r for r in rows if r["method"] == method])
+        if any(r.method == method for r in rows):
+            top = best([r for r in rows if r.method == method])
             ax.axhline(
-                top["success"],
+                top.success,
                 ls=style,
                 color="gray",
                 label=f"{method} heads" if method == "all" else "base model",
             )
     ax.set_xscale("log")
-    ks = sorted({r["k_percent"] for r in rows if r["method"] not in ("base", "all")})
+    ks = sparse_ks(rows)
     ax.set_xticks(ks, [f"{k:g}" for k in ks])
     ax.minorticks_off()
     ax.set_xlabel("heads steered (% of all, best α per point)")
@@ -55,81 +63,64 @@ def plot_sweep(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def markdown_report(rows: list[dict], title: str) -> str:
-    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "base"))
-    ks = sorted({r["k_percent"] for r in rows if r["method"] not in ("base", "all")})
-    lines = [
-        f"# {title}",
-        "",
-        "Best α per cell: success (concept ∧ fluent), KL(base ‖ steered).",
-        "",
-    ]
-    lines += ["| method | " + " | ".join(f"k={k:g}%" for k in ks) + " |"]
-    lines += ["|---" * (len(ks) + 1) + "|"]
-    for method in methods:
-        if method == "all":
-            continue
-        cells = best_by_k(rows, method)
-        lines.append(
-            f"| {method} | "
-            + " | ".join(
-                f"{cells[k]['success']:.0%} (α={cells[k]['alpha']:g}, KL {cells[k]['kl']:.3f})"
-                if k in cells
-                else "–"
-                for k in ks
-            )
-            + " |"
-        )
-    lines.append("")
+def by_k_table(rows: list[PlanResult]) -> ResultTable:
+    """Methods × k%: the best α's success and KL in each cell."""
+
+    def cell(k: float):
+        def value(method: str) -> str:
+            r = best_by_k(rows, method).get(k)
+            return "–" if r is None else f"{r.success:.0%} (α={r.alpha:g}, KL {r.kl:.3f})"
+
+        return value
+
+    methods = list(dict.fromkeys(r.method for r in rows if r.method not in REFERENCES))
+    columns = [Column("method", str)] + [Column(f"k={k:g}%", cell(k)) for k in sparse_ks(rows)]
+    return ResultTable(
+        "Best α per cell: success (concept ∧ fluent), KL(base ‖ steered)", columns, methods
+    )
+
+
+def markdown_report(rows: list[PlanResult], title: str) -> str:
+    lines = [f"# {title}", "", by_k_table(rows).markdown(), ""]
     for method, name in (("all", "All heads"), ("base", "Base model")):
-        if any(r["method"] == method for r in rows):
-            top = best([r for r in rows if r["method"] == method])
-            alpha = f" at α={top['alpha']:g}" if method == "all" else ""
-            lines.append(f"{name}: success {top['success']:.0%}{alpha}, KL {top['kl']:.3f}.")
-    overall = best([r for r in rows if r["method"] not in ("base", "all")] or rows)
+        if any(r.method == method for r in rows):
+            top = best([r for r in rows if r.method == method])
+            alpha = f" at α={top.alpha:g}" if method == "all" else ""
+            lines.append(f"{name}: success {top.success:.0%}{alpha}, KL {top.kl:.3f}.")
+    overall = best([r for r in rows if r.method not in REFERENCES] or rows)
     lines += [
         "",
-        f"Best sparse plan: **{overall['method']}**, k={overall['k_percent']}%, "
-        f"α={overall['alpha']} → success {overall['success']:.0%} "
-        f"({overall['n_heads']} heads, KL {overall['kl']:.3f}).",
+        f"Best sparse plan: **{overall.method}**, k={overall.k_percent}%, "
+        f"α={overall.alpha} → success {overall.success:.0%} "
+        f"({overall.n_heads} heads, KL {overall.kl:.3f}).",
         "",
         "## Every measurement",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|---" * len(COLUMNS) + "|",
+        results_table(title, rows).markdown(),
     ]
-    for row in rows:
-        lines.append(
-            "| "
-            + " | ".join(f"{row[c]:.0%}" if c in RATES else str(row[c]) for c in COLUMNS)
-            + " |"
-        )
     return "\n".join(lines) + "\n"
 
 
 def sweep(settings: SweepSettings) -> Path:
-    run = Run(settings)
-    out = check_output(
-        settings.out or Path("checkpoints") / f"{run.model_ref.slug}-{run.recipe.name}-sweep",
-        settings.force,
-    )
+    run = SteeringRun(settings)
+    out = check_output(settings.out or run.default_out("-sweep"), settings.force)
     questions = run.recipe.validation[: settings.n_validation]
-    positions = settings.positions
-    rows = [measure(run, questions, None, method="base")]
+    positions, intervention = settings.positions, settings.intervention
+    rows = [measure(run, questions, None, "base")]
     for method in settings.methods:
         selection = "attribution" if method == "all" else method  # "all": any ranking, k = 100%
         for k in [100.0] if method == "all" else settings.ks:
             for alpha in settings.alphas:
-                plan = run.plan(positions, alpha, k, selection)
-                keys = dict(method=method, positions=positions, k_percent=k, alpha=alpha)
-                rows.append(measure(run, questions, plan, **keys))
+                plan = run.plan(positions, alpha, k, selection, intervention)
+                keys = dict(positions=positions, k_percent=k, alpha=alpha)
+                rows.append(measure(run, questions, plan, method, **keys))
     title = (
         f"{run.model_ref.slug}: '{run.recipe.name}' sweep, {len(questions)} validation questions"
     )
     with staged_folder(out) as staging:
-        write_rows(rows, staging / "sweep.csv")
+        write_csv(rows, staging / "sweep.csv")
         plot_sweep(rows, staging / "sweep.png", title)
         (staging / "report.md").write_text(markdown_report(rows, title))
-    print_tables(rows_table(title, rows))
+    print_tables(results_table(title, rows))
     console.print(f"[bold]wrote[/] {out}/sweep.csv, sweep.png, report.md")
     return out

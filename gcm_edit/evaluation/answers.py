@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import statistics
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+
+from pydantic import BaseModel, Field
 
 from gcm_edit.evaluation.fluency import is_fluent, perplexities, repeated_ngram_rate
-from gcm_edit.model.generation import Decoding, decode, generate
-from gcm_edit.judges import Judge
-from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.inputs.recipe import Recipe
+from gcm_edit.judges import Judge
+from gcm_edit.model.generation import Decoding, decode, generate
+from gcm_edit.steering.plan import SteeringPlan
+from gcm_edit.tables import Column, ResultTable
 
 
-@dataclass
-class Evaluation:
+class Evaluation(BaseModel):
+    """Judged answers to one split. The manifest keeps the figures; `answers` stays out."""
+
     n: int
     success_rate: float  # concept present ∧ fluent
     concept_rate: float
@@ -24,10 +27,22 @@ class Evaluation:
     median_perplexity: float  # under the base model
     grade: float  # mean of the judge's graded figure (e.g. rhyme share for verse)
     grade_label: str
-    answers: list[dict]
+    answers: list[dict] = Field(default_factory=list, exclude=True)
 
-    def summary(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "answers"}
+
+def metrics_table(title: str, metrics: dict[str, Evaluation]) -> ResultTable:
+    """One row per model or plan, e.g. base vs steered on the held-out questions."""
+    grade = next(iter(metrics.values())).grade_label
+    columns = [
+        Column("model", lambda row: row[0]),
+        Column("success (concept ∧ fluent)", lambda row: row[1].success_rate, ".0%"),
+        Column("concept", lambda row: row[1].concept_rate, ".0%"),
+        Column("fluent", lambda row: row[1].fluent_rate, ".0%"),
+        Column("repeated bigrams", lambda row: row[1].repeated_ngram_rate, ".3f"),
+        Column("median ppl", lambda row: row[1].median_perplexity, ".1f"),
+        Column(grade, lambda row: row[1].grade, ".2f"),
+    ]
+    return ResultTable(title, columns, list(metrics.items()))
 
 
 def answer_questions(

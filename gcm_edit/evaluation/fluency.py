@@ -7,18 +7,12 @@ as repeated word *bigrams*; word salad shows up as high perplexity under the bas
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 
 from gcm_edit.inputs.recipe import Fluency
+from gcm_edit.judges.text import words
 from gcm_edit.model.batches import TokenBatch, response_logprob
-
-_WORD = re.compile(r"[a-z']+")
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def repeated_ngram_rate(text: str, n: int = 2) -> float:

@@ -2,42 +2,38 @@
 
 KL(base ‖ steered) of next-token distributions, averaged over every position of a fixed set
 of neutral chat prompts, and the perplexity of a short neutral text under both models.
-Both ship with the project (data/neutral.yaml), so numbers compare across runs.
+Both ship with the project (inputs/neutral.yaml), so numbers compare across runs.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
-from functools import cache
-from pathlib import Path
 
 import torch
-import yaml
+from pydantic import BaseModel
 
 from gcm_edit.evaluation.fluency import perplexities
-from gcm_edit.steering.plan import SteeringPlan
+from gcm_edit.inputs.neutral import neutral_material
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.batches import TokenBatch
+from gcm_edit.steering.plan import SteeringPlan
+from gcm_edit.tables import Column, ResultTable
 
-NEUTRAL_FILE = Path(__file__).resolve().parents[1] / "inputs" / "neutral.yaml"
 
-
-@dataclass
-class Retention:
+class Retention(BaseModel):
     kl: float  # mean KL(base ‖ steered) per next-token position, nats
     neutral_ppl_base: float
     neutral_ppl_steered: float
     n_prompts: int
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@cache
-def neutral_material() -> tuple[tuple[str, ...], str]:
-    data = yaml.safe_load(NEUTRAL_FILE.read_text())
-    return tuple(data["prompts"]), data["text"]
+    def table(self) -> ResultTable:
+        columns = [
+            Column("KL(base ‖ steered) per token", lambda r: r.kl, ".4f"),
+            Column("neutral text ppl: base", lambda r: r.neutral_ppl_base, ".2f"),
+            Column("steered", lambda r: r.neutral_ppl_steered, ".2f"),
+        ]
+        title = f"Retention on {self.n_prompts} neutral prompts and a neutral text"
+        return ResultTable(title, columns, [self])
 
 
 def _steered(base_model, plan: SteeringPlan | None):
@@ -71,4 +67,9 @@ def measure_retention(
     (ppl_base,) = perplexities(base_model, tokenizer, [text])
     with _steered(base_model, plan):
         (ppl_steered,) = perplexities(steered_model, tokenizer, [text])
-    return Retention(total / count, ppl_base, ppl_steered, len(prompts))
+    return Retention(
+        kl=total / count,
+        neutral_ppl_base=ppl_base,
+        neutral_ppl_steered=ppl_steered,
+        n_prompts=len(prompts),
+    )

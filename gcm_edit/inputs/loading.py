@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from gcm_edit.model.architectures import arch_spec
-from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME, default_model_dir
 from gcm_edit.errors import GcmEditError
+from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME, default_model_dir
+from gcm_edit.model.architectures import arch_spec
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,15 @@ def load_config(ref: ModelRef, trust_remote_code: bool = False):
     return config
 
 
-def load_model(ref: ModelRef, device: str = "cpu", trust_remote_code: bool = False):
+def load_model(ref: ModelRef, device: str = "cpu", trust_remote_code: bool = False, config=None):
+    """fp32 weights, frozen, in eval mode. `config`: already loaded by `load_config`."""
     from transformers import AutoModelForCausalLM
 
-    load_config(ref, trust_remote_code)
+    config = config if config is not None else load_config(ref, trust_remote_code)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             ref.source,
+            config=config,
             dtype=torch.float32,
             use_safetensors=True,
             trust_remote_code=trust_remote_code,

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from gcm_edit.evaluation.fluency import words
+from gcm_edit.judges.text import words
 
 _LIST_ITEM = re.compile(r"^\s*([-*•]|\d+[.)])\s+")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from gcm_edit.model.generation import Decoding, decode, generate
-from gcm_edit.judges import Judge
 from gcm_edit.inputs.prompts import encode_prompt
+from gcm_edit.judges import Judge
+from gcm_edit.model.generation import Decoding, decode, generate
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from gcm_edit.model.heads import add_to_heads
-from gcm_edit.scoring.metric import collate_pairs, mediation_metric
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.engine import Scorer
+from gcm_edit.scoring.metric import collate_pairs, mediation_metric
 
 
 class AttributionPatching(Scorer):

@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader
 
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry, decoder_layers
-from gcm_edit.pairs.contrastive import Pair
-from gcm_edit.commands.settings import ScoringSettings
 from gcm_edit.model.trainers import device_args, quiet_lightning
+from gcm_edit.pairs.contrastive import Pair
+from gcm_edit.scoring.runtime import ScoringRuntime
 
 
 class Scorer(L.LightningModule):
@@ -94,25 +94,25 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "32-true"
 
 
-def make_trainer(model: torch.nn.Module, settings: ScoringSettings) -> L.Trainer:
+def make_trainer(model: torch.nn.Module, runtime: ScoringRuntime) -> L.Trainer:
     """A predict-only Trainer on the model's own device type."""
     device = next(model.parameters()).device
-    strategy = settings.strategy
+    strategy = runtime.strategy
     if strategy == "fsdp" and device.type != "cuda":
         raise GcmEditError(
             "--strategy fsdp needs CUDA devices (Lightning's FSDP is GPU-only); "
             "on CPU use --strategy ddp"
         )
-    if strategy == "auto" and settings.devices > 1:
+    if strategy == "auto" and runtime.devices > 1:
         strategy = "ddp"
     elif strategy == "fsdp":
         from lightning.pytorch.strategies import FSDPStrategy
 
         strategy = FSDPStrategy(auto_wrap_policy={type(decoder_layers(model)[0])})
     return L.Trainer(
-        **device_args(device, settings.devices),
+        **device_args(device, runtime.devices),
         strategy=strategy,
-        precision=resolve_precision(settings.precision, device),
+        precision=resolve_precision(runtime.precision, device),
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -120,17 +120,17 @@ def make_trainer(model: torch.nn.Module, settings: ScoringSettings) -> L.Trainer
     )
 
 
-def run_scorer(scorer: Scorer, settings: ScoringSettings) -> torch.Tensor:
+def run_scorer(scorer: Scorer, runtime: ScoringRuntime) -> torch.Tensor:
     """Run the scorer's predict loop; return scores [layers, heads] (on every rank)."""
     model = scorer.model
     device = next(model.parameters()).device
     loader = DataLoader(
-        scorer.work_items(settings.batch_size),
+        scorer.work_items(runtime.batch_size),
         batch_size=1,
         collate_fn=lambda items: scorer.collate(items[0]),
     )
-    trainer = make_trainer(model, settings)
-    with checkpointed_layers(model, settings.activation_checkpointing), quiet_lightning():
+    trainer = make_trainer(model, runtime)
+    with checkpointed_layers(model, runtime.activation_checkpointing), quiet_lightning():
         trainer.predict(scorer, dataloaders=loader, return_predictions=False)
     model.to(device)  # Lightning's teardown moves the module (and our shared model) to CPU
     return scorer.scores

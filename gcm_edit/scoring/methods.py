@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import torch
 
 from gcm_edit.model.heads import HeadGeometry
-from gcm_edit.scoring.attribution import AttributionPatching
-from gcm_edit.scoring.positionwise import PositionwisePatching
-from gcm_edit.scoring.patching import ExactPatching
-from gcm_edit.scoring.probe import ProbeScorer
 from gcm_edit.pairs.contrastive import Pair
+from gcm_edit.scoring.attribution import AttributionPatching
 from gcm_edit.scoring.engine import Scorer, run_scorer
-from gcm_edit.commands.settings import ScoringSettings
+from gcm_edit.scoring.patching import ExactPatching
+from gcm_edit.scoring.positionwise import PositionwisePatching
+from gcm_edit.scoring.probe import ProbeScorer
+from gcm_edit.scoring.runtime import ScoringRuntime
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class MethodSpec:
     summary: str
     uses_deltas: bool  # scores depend on δ (so on --positions)
     label: str  # what the score means, for plots
-    # (model, pairs, deltas, pad_id, settings) -> Scorer; None: the model is not run
+    # (model, pairs, deltas, pad_id, runtime) -> Scorer; None: the model is not run
     scorer: Callable[..., Scorer] | None
 
 
@@ -74,12 +74,13 @@ def score_heads(
     pairs: list[Pair],
     deltas: torch.Tensor | None,
     pad_id: int,
-    settings: ScoringSettings,
+    method: str = "attribution",
+    runtime: ScoringRuntime = ScoringRuntime(),  # noqa: B008 (frozen, never mutated)
 ) -> torch.Tensor:
-    """Scores [layers, heads] by `settings.method`; `deltas` ([L, H, d]) when it uses δ."""
-    spec = METHODS[settings.method]
+    """Scores [layers, heads] by `method`; `deltas` ([L, H, d]) when the method uses δ."""
+    spec = METHODS[method]
     if spec.uses_deltas and deltas is None:
-        raise ValueError(f"method {settings.method} needs steering vectors")
+        raise ValueError(f"method {method} needs steering vectors")
     if spec.scorer is None:
-        return random_scores(HeadGeometry.of(model.config), settings.seed)
-    return run_scorer(spec.scorer(model, pairs, deltas, pad_id, settings), settings)
+        return random_scores(HeadGeometry.of(model.config), runtime.seed)
+    return run_scorer(spec.scorer(model, pairs, deltas, pad_id, runtime), runtime)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.model.batches import TokenBatch, response_logprob
+from gcm_edit.pairs.contrastive import Pair
 
 
 def collate_pairs(pairs: list[Pair], pad_id: int) -> TokenBatch:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import torch
 
+from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.heads import edit_head_inputs
-from gcm_edit.scoring.metric import collate_pairs, mediation_metric
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.engine import Scorer
-from gcm_edit.model.batches import TokenBatch
+from gcm_edit.scoring.metric import collate_pairs, mediation_metric
 
 
 @dataclass

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 
 from gcm_edit.errors import GcmEditError
+from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.heads import HeadGeometry, edit_head_inputs
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.engine import Scorer
-from gcm_edit.model.batches import TokenBatch
 
 FOLDS = 5
 L2 = 0.1  # ridge on standardised features: keeps few-sample probes finite when separable

@@ -19,13 +19,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from gcm_edit.model.heads import HeadGeometry, intervene
-from gcm_edit.scoring.metric import collate_pairs, mediation_metric
-from gcm_edit.pairs.contrastive import Pair
+from gcm_edit.inputs.neutral import neutral_material
 from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.evaluation.retention import neutral_material
 from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.heads import HeadGeometry, intervene
 from gcm_edit.model.trainers import device_args, quiet_lightning
+from gcm_edit.pairs.contrastive import Pair
+from gcm_edit.scoring.metric import collate_pairs, mediation_metric
 
 
 @dataclass(frozen=True)

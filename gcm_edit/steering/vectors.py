@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from rich.progress import track
 
+from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.heads import HeadGeometry, edit_head_inputs
 from gcm_edit.pairs.contrastive import Pair
-from gcm_edit.model.batches import TokenBatch
 
 POSITIONS = ("prompt", "response", "all")
 

@@ -1,0 +1,252 @@
+"""gcm_edit.json: every fact about an export, typed, built once when the export is complete.
+
+The model card, the console tables and gcm_edit.json all render from one `Manifest`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+
+from gcm_edit.cache import read_json, write_json
+from gcm_edit.checkpoint.verify import Verification
+from gcm_edit.errors import GcmEditError
+from gcm_edit.evaluation.answers import Evaluation, metrics_table
+from gcm_edit.evaluation.plan_results import PlanResult
+from gcm_edit.evaluation.retention import Retention
+from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME
+from gcm_edit.tables import Column, ResultTable
+
+MANIFEST_FILE = "gcm_edit.json"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class BaseModelInfo(Section):
+    name: str
+    source: str
+    fingerprint: str
+    architecture: str
+
+    def locate(self) -> str:
+        """The base model to load: its folder if still there, else the built-in by name."""
+        if Path(self.source).is_dir():
+            return self.source
+        if self.name == FOLDER_NAME:
+            return DEFAULT_MODEL
+        raise GcmEditError(f"base model not found at {self.source}; pass --base PATH_OR_HUB_ID")
+
+
+class RecipeInfo(Section):
+    name: str
+    description: str
+    sha256: str
+    directive: dict | None
+    explicit_pairs: bool
+    judge: str
+    fluency: dict
+    heldout_size: int
+
+
+class ExportInfo(Section):
+    format: str  # full | adapter
+    export_class: str = Field(alias="class")
+    base_weights_bytes: int | None
+    exact_up_to_tokens: int | None  # a sliding window the exported family cannot express
+    weights_bytes: int
+
+
+class HeadRow(Section):
+    """A steered head: additive (scale c, |δ|) or scaled (head_scale s), with its score."""
+
+    layer: int
+    head: int
+    scale: float | None = None
+    delta_norm: float | None = None
+    head_scale: float | None = None
+    score: float
+
+    @model_serializer(mode="wrap")
+    def _only_what_applies(self, handler) -> dict:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    def label(self) -> str:
+        """L16.H6, with its learned scale c or head scale s when it is not 1."""
+        name = f"L{self.layer}.H{self.head}"
+        if self.scale is not None and self.scale != 1.0:
+            name += f" (c={self.scale:.3g})"
+        if self.head_scale is not None:
+            name += f" (s={self.head_scale:.3g})"
+        return name
+
+
+class SteeringInfo(Section):
+    intervention: str
+    k_percent: float
+    n_heads_total: int
+    alpha: float
+    positions: str
+    heads: list[HeadRow]
+
+
+class DecodingInfo(Section):
+    do_sample: bool = False
+    max_new_tokens: int
+    no_repeat_ngram_size: int
+
+
+class PairsInfo(Section):
+    n_questions: int
+    kept: int
+    contrast_adherence: float
+    original_clean: float
+
+
+class Selection(Section):
+    """α and k% as asked for; with "auto", the choice and every validation row."""
+
+    alpha: float | str
+    k_percent: float | str
+    chosen: dict | None = None
+    validation: list[PlanResult] | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_when_chosen(self, handler) -> dict:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class Sample(Section):
+    question: str
+    base: str
+    steered: str
+
+
+class UniformRival(Section):
+    alpha: float
+    n_heads: int
+    validation: list[PlanResult]
+
+
+class PlanComparison(Section):
+    """Held-out figures of one plan, for learned scales vs their uniform-α rival."""
+
+    plan: str
+    heads: int
+    success: float
+    concept: float
+    fluent: float
+    kl: float
+
+
+class ScaleLearningReport(Section):
+    objective: dict
+    candidates: list[list[int]]
+    c: list[float]
+    s: list[float] | None
+    surviving: int
+    history: list[dict]
+    uniform: UniformRival
+    comparison: list[PlanComparison]
+
+    def table(self) -> ResultTable:
+        columns = [
+            Column("plan", lambda r: "learned scales" if r.plan == "steered" else r.plan),
+            Column("heads", lambda r: r.heads),
+            Column("success", lambda r: r.success, ".0%"),
+            Column("concept", lambda r: r.concept, ".0%"),
+            Column("fluent", lambda r: r.fluent, ".0%"),
+            Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
+        ]
+        title = "Learned scales vs the best uniform α at the same number of heads (held-out)"
+        return ResultTable(title, columns, self.comparison)
+
+
+class CompositionRow(Section):
+    """One concept's held-out success: base, its own plan alone, and the composed model."""
+
+    concept: str
+    recipe_sha256: str
+    heads: list[list[int]]
+    alpha: float
+    base_success: float
+    alone_success: float
+    composed_success: float
+
+
+def composition_table(rows: list[CompositionRow]) -> ResultTable:
+    columns = [
+        Column("concept", lambda r: r.concept),
+        Column("heads", lambda r: len(r.heads)),
+        Column("α", lambda r: r.alpha, "g"),
+        Column("base", lambda r: r.base_success, ".0%"),
+        Column("alone", lambda r: r.alone_success, ".0%"),
+        Column("composed", lambda r: r.composed_success, ".0%"),
+    ]
+    return ResultTable("Composed concepts: each concept's held-out success", columns, rows)
+
+
+class Manifest(Section):
+    gcm_edit_version: str
+    created: str
+    command: str
+    base_model: BaseModelInfo
+    recipe: RecipeInfo
+    method: str
+    export: ExportInfo
+    steering: SteeringInfo
+    decoding: DecodingInfo
+    pairs: PairsInfo
+    selection: Selection
+    metrics: dict[str, Evaluation]
+    retention: Retention
+    samples: list[Sample]
+    scale_learning: ScaleLearningReport | None = None
+    composition: list[CompositionRow] | None = None
+    verification: Verification
+    timings_s: dict[str, float]
+    files: dict[str, str]  # sha256 of each weight file
+
+    def to_json(self) -> dict[str, Any]:
+        """Optional sections appear only when the export has them."""
+        optional = {"scale_learning", "composition"}
+        data = self.model_dump(mode="json", by_alias=True)
+        return {k: v for k, v in data.items() if k not in optional or v is not None}
+
+    def write(self, folder: Path) -> None:
+        write_json(folder / MANIFEST_FILE, self.to_json())
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST_FILE
+        if not path.is_file():
+            raise GcmEditError(f"{folder} is not a gcm-edit export (no {MANIFEST_FILE})")
+        try:
+            return cls.model_validate(read_json(path))
+        except (ValueError, ValidationError) as exc:
+            raise GcmEditError(f"{path} is not a valid gcm-edit manifest: {exc}") from None
+
+    def tables(self) -> list[ResultTable]:
+        """What a user reads before sharing the checkpoint: console and model card alike."""
+        s = self.steering
+        title = (
+            f"{self.recipe.name}: held-out questions, no directive "
+            f"({len(s.heads)} heads, {s.intervention}, α={s.alpha})"
+        )
+        tables = [metrics_table(title, self.metrics), self.retention.table()]
+        if self.scale_learning:
+            tables.append(self.scale_learning.table())
+        if self.composition:
+            tables.append(composition_table(self.composition))
+        return tables
+
+    def samples_table(self, n: int = 3) -> ResultTable:
+        columns = [
+            Column("question", lambda r: r.question),
+            Column("base", lambda r: r.base),
+            Column("steered", lambda r: r.steered),
+        ]
+        return ResultTable("Sample held-out answers", columns, self.samples[:n])

@@ -1,0 +1,115 @@
+"""Typer commands generated from the settings classes: each option is declared once, as a
+settings field whose description is its help text and whose default is its default."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
+
+import typer
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+
+from gcm_edit.commands.settings import Settings
+
+_PLAIN = (bool, int, float, str, Path)
+
+
+def _extra(field: FieldInfo) -> dict:
+    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The literal values an annotation allows (through unions and lists), for the help."""
+    if get_origin(annotation) is typing.Literal:
+        return [str(v) for v in get_args(annotation)]
+    return [c for arg in get_args(annotation) for c in _choices(arg)]
+
+
+def _cli_type(field: FieldInfo, repeated: bool) -> Any:
+    """What typer parses; pydantic then validates (Literals, ranges, "auto", lists)."""
+    annotation = field.annotation
+    if repeated:
+        return list[str]
+    if annotation in _PLAIN:
+        return annotation
+    inner = [a for a in get_args(annotation) if a is not type(None)]
+    if type(None) in get_args(annotation) and len(inner) == 1 and inner[0] in _PLAIN:
+        return inner[0] | None
+    return str  # literals, lists (comma-separated), numbers-or-"auto"
+
+
+def _cli_default(field: FieldInfo) -> Any:
+    if field.is_required():
+        return inspect.Parameter.empty
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, list):
+        return ",".join(str(v) for v in default)
+    return default
+
+
+def _parameter(name: str, field: FieldInfo, repeated: bool) -> inspect.Parameter:
+    extra = _extra(field)
+    help_text = field.description or ""
+    choices = _choices(field.annotation)
+    if choices and not repeated:
+        help_text += f" [{'|'.join(choices)}]"
+    if get_origin(field.annotation) is list:
+        help_text += " Comma-separated."
+    cli_type = _cli_type(field, repeated)
+    if extra.get("argument"):
+        info: Any = typer.Argument(help=help_text, show_default=False)
+    else:
+        flag = "--" + extra.get("flag", name).replace("_", "-")
+        if cli_type is bool:
+            flag += f"/--no-{flag[2:]}"
+        info = typer.Option(flag, help=help_text, metavar="TEXT" if repeated else None)
+    default = _cli_default(field)
+    if repeated:
+        default = [default]
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[cli_type, info],
+    )
+
+
+def to_settings(cls: type[Settings], values: dict[str, Any]) -> Settings:
+    """CLI values → settings; comma lists split; a validation error names the option."""
+    for name, value in values.items():
+        listed = get_origin(cls.model_fields[name].annotation) is list
+        if listed and isinstance(value, str) and name not in cls.cli_repeated:
+            values[name] = [item.strip() for item in value.split(",")]
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else ""
+        field = cls.model_fields.get(name)
+        flag = _extra(field).get("flag", name) if field else name
+        typer.echo(f"error: --{flag.replace('_', '-')}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def settings_command(
+    cls: type[Settings], job: Callable[[Any], None], doc: str
+) -> Callable[..., None]:
+    """A typer command whose options are `cls`'s fields; it validates them and runs `job`."""
+    params = [
+        _parameter(name, field, name in cls.cli_repeated)
+        for name, field in cls.model_fields.items()
+        if _extra(field).get("cli", True)
+    ]
+    params.sort(key=lambda p: p.default is not inspect.Parameter.empty)  # arguments first
+
+    def command(**values: Any) -> None:
+        job(to_settings(cls, values))
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = doc
+    return command
