@@ -1,4 +1,4 @@
-"""One rank of the 2-process DDP scoring test (launched by test_ddp.py, not collected by pytest).
+"""One rank of the 2-process DDP scoring test, run by scoring/test_ddp.py (not collected by pytest).
 
 The test sets LOCAL_RANK/MASTER_PORT itself, so Lightning joins the process group instead of
 launching processes: this is how `torchrun` or a cluster runs multi-device scoring.
@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import make_llama, make_pairs
 from safetensors.torch import save_file
+from tiny import make_llama, make_pairs
 
-from gcm_edit.scoring.methods import score_heads
 from gcm_edit.commands.settings import ScoringSettings
+from gcm_edit.scoring.methods import score_heads
 
 METHODS = ("attribution", "activation", "knockout", "paper", "probe")
 N_PAIRS = 5  # odd: the two ranks get unequal shares (3 + 2 pairs at batch size 1)

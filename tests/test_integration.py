@@ -30,7 +30,7 @@ def integration_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def all_threads():
-    """conftest pins one thread for the tiny models; a 135M model wants every core."""
+    """tiny.py pins one thread for the tiny models; a 135M model wants every core."""
     before = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
     yield

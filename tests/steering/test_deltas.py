@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_pairs
+from tiny import make_pairs
 
-from gcm_edit.steering.vectors import POSITIONS, steering_vectors
 from gcm_edit.model.heads import HeadGeometry
+from gcm_edit.steering.vectors import POSITIONS, steering_vectors
 
 PAD = 1
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import llama_config
+from tiny import llama_config
 
 from gcm_edit.model.heads import HeadGeometry, add_to_heads, edit_head_inputs, o_proj_modules
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gcm_edit.evaluation.retention import measure_retention, neutral_material
+from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.plan import SteeringPlan
-from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.evaluation.retention import measure_retention, neutral_material
 
 
 def _kl_reference(base, steered, tokenizer) -> float:

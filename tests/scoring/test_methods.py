@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_pairs
 from ddp_worker import aligned_pairs
 from references import exact_effects, positionwise_effects, record_z
+from tiny import make_pairs
 
+from gcm_edit.commands.settings import ScoringSettings
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import o_proj_modules
-from gcm_edit.scoring.methods import METHODS, score_heads
 from gcm_edit.scoring import probe as probe_module
+from gcm_edit.scoring.methods import METHODS, score_heads
 from gcm_edit.scoring.probe import cross_validated_accuracy, fit_logistic
-from gcm_edit.commands.settings import ScoringSettings
 
 PAD = 1
 

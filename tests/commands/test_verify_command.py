@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import make_llama, make_tokenizer
 from safetensors.torch import load_file, save_file
+from tiny import make_llama, make_tokenizer
 from typer.testing import CliRunner
 
 from gcm_edit.checkpoint.bake import bake

@@ -6,14 +6,14 @@ import csv
 
 import pytest
 import torch
-from conftest import make_pairs
 from references import exact_effects, metric
+from tiny import make_pairs
 
+from gcm_edit.commands.settings import ScoringSettings
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.scoring.methods import score_heads
 from gcm_edit.scoring.metric import collate_pairs, mediation_metric
 from gcm_edit.scoring.table import plot_heatmap, read_scores_csv, write_scores_csv
-from gcm_edit.commands.settings import ScoringSettings
 
 PAD = 1
 

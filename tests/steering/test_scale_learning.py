@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from conftest import make_pairs
+from tiny import make_pairs
 
+from gcm_edit.commands.settings import ScoringSettings
 from gcm_edit.scoring.methods import score_heads
 from gcm_edit.steering.scales import ScaleObjective, learn_scales
-from gcm_edit.commands.settings import ScoringSettings
 
 
 def _objective(**changes) -> ScaleObjective:

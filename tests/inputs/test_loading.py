@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_llama, make_tokenizer
+from tiny import make_llama, make_tokenizer
 
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.loading import load_config, load_model, load_tokenizer, resolve_model

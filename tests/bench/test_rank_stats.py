@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from rank_stats import ranks, spearman, top_overlap
 
 

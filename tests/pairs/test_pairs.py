@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from gcm_edit.cache import read_json, write_json
-from gcm_edit.model.generation import Decoding, decode, generate
-from gcm_edit.pairs.contrastive import PairSet, build_pairs
 from gcm_edit.inputs.prompts import chat_messages, encode_prompt, training_prompts
 from gcm_edit.inputs.recipe import Directive, load_recipe
+from gcm_edit.model.generation import Decoding, decode, generate
+from gcm_edit.pairs.contrastive import PairSet, build_pairs
 
 QUESTIONS = ["Why is the sky blue?", "How do plants grow?", "What is the moon?", "Why?"]
 

@@ -8,10 +8,10 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from gcm_edit.checkpoint.bake import bake
+from gcm_edit.checkpoint.verify import verify_export
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry, add_to_heads
 from gcm_edit.steering.plan import SteeringPlan, n_selected, select_heads
-from gcm_edit.checkpoint.verify import verify_export
 
 HEADS = [(0, 1), (0, 3), (1, 0), (2, 2), (2, 3)]  # several heads, two layers with two heads
 

@@ -13,7 +13,8 @@ import torch
 from ddp_worker import METHODS, score_all
 from safetensors.torch import load_file
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).parents[1]  # ddp_worker.py sits at the root of tests/
+WORKER = TESTS / "ddp_worker.py"
 
 
 def _free_port() -> int:
@@ -38,8 +39,8 @@ def ddp_scores(tmp_path_factory) -> list[dict[str, torch.Tensor]]:
         }
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(HERE / "ddp_worker.py"), str(out / f"rank{rank}.safetensors")],
-                cwd=HERE,
+                [sys.executable, str(WORKER), str(out / f"rank{rank}.safetensors")],
+                cwd=TESTS,
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

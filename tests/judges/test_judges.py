@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gcm_edit.evaluation.fluency import is_fluent, repeated_ngram_rate, words
+from gcm_edit.inputs.recipe import Fluency
 from gcm_edit.judges import VerseJudge, make_judge
 from gcm_edit.judges.verse import rhymes
-from gcm_edit.inputs.recipe import Fluency
 
 POEM = """The morning light is soft and warm,
 It wakes the fields before the storm.

@@ -27,10 +27,10 @@ def test_steered_gguf_matches_transformers(tmp_path):
     from llama_cpp import Llama
 
     from gcm_edit.checkpoint.bake import bake
-    from gcm_edit.model.heads import HeadGeometry
     from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
-    from gcm_edit.steering.plan import SteeringPlan
     from gcm_edit.inputs.prompts import chat_messages, encode_prompt
+    from gcm_edit.model.heads import HeadGeometry
+    from gcm_edit.steering.plan import SteeringPlan
 
     ref = resolve_model("smollm2-135m-instruct")
     model, tokenizer = load_model(ref), load_tokenizer(ref)

@@ -11,13 +11,13 @@ import pytest
 import torch
 import transformers as T
 
-from gcm_edit.model.architectures import ARCHITECTURES, arch_spec, window_limit
 from gcm_edit.checkpoint.bake import bake, export_class
-from gcm_edit.errors import GcmEditError
-from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.checkpoint.llamafy import llama_config
-from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.checkpoint.verify import verify_export
+from gcm_edit.errors import GcmEditError
+from gcm_edit.model.architectures import ARCHITECTURES, arch_spec, window_limit
+from gcm_edit.model.heads import HeadGeometry
+from gcm_edit.steering.plan import SteeringPlan
 
 # model_type -> (config class, model class, extra config); head_dim 16 ≠ 48/4 where settable.
 FAMILIES = {

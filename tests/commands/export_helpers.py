@@ -1,0 +1,43 @@
+"""Plain helpers for the command tests in this folder: the tiny export's CLI call and sizes.
+
+The fixtures (one tiny model folder and one warm cache for the whole folder) are in
+conftest.py. The names keep their leading underscore so the moved tests read as before.
+"""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from gcm_edit.cli.app import app
+
+N_TRAIN = 4
+K_PERCENT = 25  # 3 of the tiny model's 12 heads
+
+
+def _args(model_dir, out, *extra: str) -> list[str]:
+    return [
+        "export",
+        "--model",
+        str(model_dir),
+        "--n-train",
+        str(N_TRAIN),
+        "--n-heldout",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--k",
+        str(K_PERCENT),
+        "--batch-size",
+        "3",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def _export(model_dir, out, *extra: str):
+    return CliRunner().invoke(app, _args(model_dir, out, *extra))
+
+
+def _leftovers(out) -> list:
+    return sorted(p.name for p in out.parent.glob(f".{out.name}.*"))

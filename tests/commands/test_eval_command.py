@@ -1,0 +1,37 @@
+"""`gcm-edit eval` on the tiny base model and on its steered export."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from gcm_edit.cli.app import app
+
+
+def test_eval_command_unsteered_and_steered(exported, env, tmp_path):
+    """`gcm-edit eval`: KL is 0 for the base itself and positive for the steered export."""
+    common = ["--n-questions", "2", "--max-new-tokens", "8", "--batch-size", "3"]
+    base = CliRunner().invoke(
+        app, ["eval", str(env["model"]), *common, "--out", str(tmp_path / "base.json")]
+    )
+    assert base.exit_code == 0, (base.output, base.exception)
+    base_report = json.loads((tmp_path / "base.json").read_text())
+    assert base_report["retention"]["kl"] == 0.0
+    assert set(base_report["metrics"]) == {"evaluated"}
+
+    out = exported[0]
+    steered = CliRunner().invoke(
+        app,
+        ["eval", str(out), *common, "--base", str(env["model"]), "--out", str(tmp_path / "s.json")],
+    )
+    assert steered.exit_code == 0, (steered.output, steered.exception)
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["retention"]["kl"] > 0
+    assert set(report["metrics"]) == {"evaluated", "reference"}
+    assert len(report["answers"]) == 2 and "Retention" in steered.output
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    # the steered answers are the export's own held-out answers: plain model == hooked model
+    assert [a["answer"] for a in report["answers"]] == [
+        s["steered"] for s in manifest["samples"][:2]
+    ]

@@ -1,0 +1,47 @@
+"""`gcm-edit score` on the tiny model: every method's scores, heatmap and metadata."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from export_helpers import K_PERCENT, N_TRAIN
+from typer.testing import CliRunner
+
+from gcm_edit.cli.app import app
+from gcm_edit.scoring.table import read_scores_csv
+from gcm_edit.steering.plan import select_heads
+
+
+def _score(model_dir, out, *extra: str):
+    args = ["score", "--model", str(model_dir), "--n-train", str(N_TRAIN), "--max-new-tokens"]
+    args += ["8", "--k", str(K_PERCENT), "--batch-size", "3", "--out", str(out), *extra]
+    return CliRunner().invoke(app, args)
+
+
+@pytest.mark.parametrize("method", ["attribution", "activation", "knockout", "probe", "random"])
+def test_score_command(exported, env, tmp_path, method):
+    """`gcm-edit score` writes every head's score, a heatmap and metadata naming the method."""
+    out = tmp_path / "scores"
+    result = _score(env["model"], out, "--method", method)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    scores = read_scores_csv(out / "scores.csv")
+    assert scores.shape == (3, 4) and scores.abs().max() > 0
+    meta = json.loads((out / "scores.json").read_text())
+    assert meta["method"] == method and meta["n_pairs"] == N_TRAIN
+    expected = [{"layer": la, "head": h} for la, h in select_heads(scores, K_PERCENT)]
+    assert [{k: row[k] for k in ("layer", "head")} for row in meta["top_heads"]] == expected
+    if method == "attribution":  # same settings as the export: the cached scores are shared
+        torch.testing.assert_close(scores, read_scores_csv(exported[0] / "scores.csv"))
+    again = _score(env["model"], out, "--method", method)
+    assert again.exit_code == 2 and "already exists; pass --force" in again.stderr
+
+
+def test_paper_method_needs_aligned_prompts(env, tmp_path):
+    """The verse directives differ in length, so position-wise patching is refused in one line."""
+    out = tmp_path / "scores"
+    result = _score(env["model"], out, "--method", "paper")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "equal token length" in result.stderr and not out.exists()
