@@ -24,22 +24,23 @@ def main() -> None:
     parser.add_argument("--head-batch", type=int, default=4)
     args = parser.parse_args()
 
-    from gcm_edit.cli.app import _quiet_libraries
-    from gcm_edit.scoring.methods import score_heads
-    from gcm_edit.commands.run import Run
     from rank_stats import spearman, top_overlap
-    from gcm_edit.commands.settings import RunSettings
 
-    _quiet_libraries()
-    run = Run(RunSettings())
+    from gcm_edit.commands.run import SteeringRun
+    from gcm_edit.commands.settings import ScoringSettings
+    from gcm_edit.console import quiet_libraries
+    from gcm_edit.scoring.methods import score_heads
+
+    quiet_libraries()
+    settings = ScoringSettings(head_batch=args.head_batch)
+    run = SteeringRun(settings)
     pairs = run.pairs.pairs[: args.pairs]
     deltas = run.deltas[args.positions]
     model, pad = run.model, run.tokenizer.pad_token_id
     scores, seconds = {}, {}
     for method in ("attribution", "activation"):
-        settings = RunSettings(method=method, head_batch=args.head_batch)
         start = time.perf_counter()
-        scores[method] = score_heads(model, pairs, deltas, pad, settings)
+        scores[method] = score_heads(model, pairs, deltas, pad, method, settings.runtime())
         seconds[method] = time.perf_counter() - start
     atp, exact = scores["attribution"], scores["activation"]
     n_tokens = sum(

@@ -19,12 +19,12 @@ from rich.table import Table
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gcm-bench-") as tmp:
         os.environ["GCM_EDIT_CACHE"] = str(Path(tmp) / "cache")
-        from gcm_edit.cli.app import _quiet_libraries
-        from gcm_edit.inputs.default_model import default_model_dir
         from gcm_edit.commands.export import export
         from gcm_edit.commands.settings import ExportSettings
+        from gcm_edit.console import quiet_libraries
+        from gcm_edit.inputs.default_model import default_model_dir
 
-        _quiet_libraries()
+        quiet_libraries()
         start = time.perf_counter()
         default_model_dir()
         convert = time.perf_counter() - start

@@ -42,16 +42,17 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from gcm_edit.checkpoint.bake import bake
-    from gcm_edit.cli.app import _quiet_libraries
-    from gcm_edit.model.heads import o_proj_modules
-    from gcm_edit.commands.run import Run
+    from gcm_edit.commands.run import SteeringRun
+    from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.console import quiet_libraries
     from gcm_edit.inputs.prompts import bare_prompts
-    from gcm_edit.commands.settings import DEFAULT_ALPHA, DEFAULT_POSITIONS, RunSettings
+    from gcm_edit.model.heads import o_proj_modules
 
-    _quiet_libraries()
-    run = Run(RunSettings(device="cpu"))
+    quiet_libraries()
+    s = ExportSettings(device="cpu")  # the default export's plan
+    run = SteeringRun(s)
     model, tokenizer = run.model, run.tokenizer
-    plan = run.plan(DEFAULT_POSITIONS, DEFAULT_ALPHA)
+    plan = run.plan(s.positions, s.alpha, s.k_percent, s.method, s.intervention)
     questions = run.recipe.heldout
     texts = [tokenizer.decode(ids) for ids in bare_prompts(tokenizer, questions)]
 

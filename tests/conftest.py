@@ -6,6 +6,7 @@ pytest loads every conftest.py under the module name "conftest", so the name is 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,12 @@ def tiny_tokenizer():
 def tiny_model_dir(tmp_path) -> Path:
     """A local HF folder (model + tokenizer) usable as `--model`."""
     return save_tiny_model_dir(tmp_path / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def integration_cache(tmp_path_factory) -> Path:
+    """Where the integration tests keep the converted default model: GCM_EDIT_TEST_CACHE if
+    set (reused across sessions), else one temporary folder per test session."""
+    if configured := os.environ.get("GCM_EDIT_TEST_CACHE"):
+        return Path(configured)
+    return tmp_path_factory.mktemp("integration-cache")

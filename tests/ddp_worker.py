@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import save_file
 from tiny import make_llama, make_pairs
 
-from gcm_edit.commands.settings import ScoringSettings
 from gcm_edit.scoring.methods import score_heads
+from gcm_edit.scoring.runtime import ScoringRuntime
 
 METHODS = ("attribution", "activation", "knockout", "paper", "probe")
 N_PAIRS = 5  # odd: the two ranks get unequal shares (3 + 2 pairs at batch size 1)
@@ -40,7 +40,8 @@ def score_all(devices: int) -> dict[str, torch.Tensor]:
             pairs,
             deltas,
             1,
-            ScoringSettings(method=method, batch_size=1, head_batch=3, devices=devices),
+            method,
+            ScoringRuntime(batch_size=1, head_batch=3, devices=devices),
         ).contiguous()
         for method in METHODS
     }

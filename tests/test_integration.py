@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,13 +18,6 @@ from typer.testing import CliRunner
 from gcm_edit.cli.app import app
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def integration_cache(tmp_path_factory) -> Path:
-    if configured := os.environ.get("GCM_EDIT_TEST_CACHE"):
-        return Path(configured)
-    return tmp_path_factory.mktemp("integration-cache")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import transformers as T
 
 # The models here are tiny: one thread is fastest, and it avoids OpenMP spin-wait stalls
 # (tens of ms per matmul) when the cores are shared with other work.
@@ -137,3 +138,58 @@ def make_pairs(n: int, seed: int = 0):
             )
         )
     return pairs
+
+
+# model_type -> (config class, model class, extra config); head_dim 16 ≠ 48/4 where settable.
+FAMILIES = {
+    "llama": (T.LlamaConfig, T.LlamaForCausalLM, {"head_dim": 16}),
+    "qwen3": (T.Qwen3Config, T.Qwen3ForCausalLM, {"head_dim": 16}),
+    "gemma": (T.GemmaConfig, T.GemmaForCausalLM, {"head_dim": 16}),
+    "gemma2": (T.Gemma2Config, T.Gemma2ForCausalLM, {"head_dim": 16, "sliding_window": 4}),
+    "gemma3_text": (T.Gemma3TextConfig, T.Gemma3ForCausalLM, {"head_dim": 16, "sliding_window": 4}),
+    "olmo2": (T.Olmo2Config, T.Olmo2ForCausalLM, {}),
+    "granite": (T.GraniteConfig, T.GraniteForCausalLM, {"attention_multiplier": 0.2}),
+    "smollm3": (T.SmolLM3Config, T.SmolLM3ForCausalLM, {}),
+    "qwen2": (T.Qwen2Config, T.Qwen2ForCausalLM, {}),
+    "mistral": (T.MistralConfig, T.MistralForCausalLM, {"head_dim": 16, "sliding_window": 64}),
+    "phi3": (T.Phi3Config, T.Phi3ForCausalLM, {}),
+}
+
+
+def family_model(model_type: str, kv_heads: int, seed: int = 0):
+    """A tiny random model of one decoder family (FAMILIES), with non-zero biases."""
+    config_cls, model_cls, extra = FAMILIES[model_type]
+    config = config_cls(
+        vocab_size=64,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=128,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        **extra,
+    )
+    torch.manual_seed(seed)
+    model = model_cls(config).eval()
+    with torch.no_grad():  # real biases where a family has them (qwen2's q/k/v)
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_()
+    return model
+
+
+HEADS = [(0, 1), (0, 3), (1, 0), (2, 2), (2, 3)]  # several heads, two layers with two heads
+
+
+def random_plan(geometry, seed: int = 0):
+    """An additive SteeringPlan over HEADS with random vectors and scales c in [0.5, 1.5)."""
+    from gcm_edit.steering.plan import SteeringPlan
+
+    g = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(len(HEADS), geometry.head_dim, generator=g)
+    scales = (0.5 + torch.rand(len(HEADS), generator=g)).tolist()
+    return SteeringPlan(geometry, list(HEADS), vectors, alpha=1.7, scales=scales)
+

@@ -226,8 +226,13 @@ class Manifest(Section):
             raise GcmEditError(f"{folder} is not a gcm-edit export (no {MANIFEST_FILE})")
         try:
             return cls.model_validate(read_json(path))
-        except (ValueError, ValidationError) as exc:
-            raise GcmEditError(f"{path} is not a valid gcm-edit manifest: {exc}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(part) for part in err["loc"])
+            problem = f"{where}: {err['msg']}"
+        except ValueError as exc:  # not JSON
+            problem = str(exc)
+        raise GcmEditError(f"{path} is not a valid gcm-edit manifest ({problem})")
 
     def tables(self) -> list[ResultTable]:
         """What a user reads before sharing the checkpoint: console and model card alike."""

@@ -55,13 +55,14 @@ def run_plain(folder: Path, prompts: list[list[int]], greedy_tokens: int) -> dic
 
 
 def verify_export(
-    folder: Path,
+    folder: Path | str,
     base_model,
     plan: SteeringPlan,
     prompts: list[list[int]],
     greedy_tokens: int = GREEDY_TOKENS,
 ) -> Verification:
     """Compare the export to the hooked base model; raise GcmEditError on any mismatch."""
+    folder = Path(folder)
     exported = run_plain(folder, prompts, greedy_tokens)
     with plan.apply(base_model, next(base_model.parameters()).device):
         hooked = plain_runner.run_prompts(base_model, prompts, greedy_tokens)

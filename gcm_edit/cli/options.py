@@ -61,7 +61,7 @@ def _parameter(name: str, field: FieldInfo, repeated: bool) -> inspect.Parameter
         help_text += " Comma-separated."
     cli_type = _cli_type(field, repeated)
     if extra.get("argument"):
-        info: Any = typer.Argument(help=help_text, show_default=False)
+        info: Any = typer.Argument(help=help_text, show_default=False, metavar=name.upper())
     else:
         flag = "--" + extra.get("flag", name).replace("_", "-")
         if cli_type is bool:

@@ -180,10 +180,11 @@ class SteeringRun(Run):
             pairs = build_pairs(
                 self.model,
                 self.tokenizer,
-                self.training,
+                self.recipe,
+                self.settings.n_train,
+                self.judge,
                 self.decoding,
                 self.settings.batch_size,
-                self.judge,
             )
         if not pairs.pairs:
             answers = self.dir / f"unusable-pairs-{self.pairs_key}.json"
@@ -256,7 +257,6 @@ class SteeringRun(Run):
         return SteeringPlan.from_scores(
             self.scores(positions, method),
             self.deltas[positions],
-            self.geometry,
             k_percent,
             alpha,
             intervention,

@@ -93,15 +93,7 @@ class ScoringSettings(ConceptSettings):
     )
 
     def runtime(self) -> ScoringRuntime:
-        return ScoringRuntime(
-            batch_size=self.batch_size,
-            head_batch=self.head_batch,
-            seed=self.seed,
-            devices=self.devices,
-            strategy=self.strategy,
-            precision=self.precision,
-            activation_checkpointing=self.activation_checkpointing,
-        )
+        return ScoringRuntime(**self.model_dump(include=set(ScoringRuntime.__dataclass_fields__)))
 
 
 class MethodSettings(Settings):

@@ -76,7 +76,9 @@ def load_config(ref: ModelRef, trust_remote_code: bool = False):
     return config
 
 
-def load_model(ref: ModelRef, device: str = "cpu", trust_remote_code: bool = False, config=None):
+def load_model(
+    ref: ModelRef, device: str = "cpu", trust_remote_code: bool = False, config=None
+):
     """fp32 weights, frozen, in eval mode. `config`: already loaded by `load_config`."""
     from transformers import AutoModelForCausalLM
 
@@ -98,6 +100,14 @@ def load_model(ref: ModelRef, device: str = "cpu", trust_remote_code: bool = Fal
         raise _hub_error(ref, exc) from exc
     model.requires_grad_(False)
     return model.to(device).eval()
+
+
+def load_pretrained(
+    name: str = DEFAULT_MODEL, device: str = "cpu", trust_remote_code: bool = False
+):
+    """(model, tokenizer) by name: the built-in default model, a local HF folder or a hub id."""
+    ref = resolve_model(name)
+    return load_model(ref, device, trust_remote_code), load_tokenizer(ref, trust_remote_code)
 
 
 def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from gcm_edit.inputs.prompts import encode_prompt
-from gcm_edit.judges import Judge
+from gcm_edit.inputs.prompts import encode_prompt, training_prompts
+from gcm_edit.inputs.recipe import Recipe
+from gcm_edit.judges import Judge, make_judge
 from gcm_edit.model.generation import Decoding, decode, generate
 
 
@@ -41,12 +42,16 @@ class PairSet:
 def build_pairs(
     model,
     tokenizer,
-    training: list[tuple[str, list[dict], list[dict]]],
-    decoding: Decoding,
-    batch_size: int,
-    judge: Judge,
+    recipe: Recipe,
+    n_train: int | None = None,
+    judge: Judge | None = None,
+    decoding: Decoding = Decoding(),  # noqa: B008 (frozen)
+    batch_size: int = 8,
 ) -> PairSet:
-    """`training`: (label, original conversation, contrast conversation), from the recipe."""
+    """Both answers to the first `n_train` training items; a pair is kept when `judge` (default:
+    the recipe's offline judge) finds the concept in the contrast answer and not the original."""
+    training = training_prompts(recipe, n_train)
+    judge = judge or make_judge(recipe.judge)
     questions = [label for label, _, _ in training]
     prompts = {
         side: [encode_prompt(tokenizer, item[index]) for item in training]

@@ -50,12 +50,15 @@ class SteeringPlan:
         cls,
         scores: torch.Tensor,
         deltas: torch.Tensor,
-        geometry: HeadGeometry,
         k_percent: float,
         alpha: float,
         intervention: str = "additive",
     ) -> SteeringPlan:
-        """Top-k% heads get α·δ added ("additive") or their output multiplied by α ("scale")."""
+        """Top-k% heads get α·δ added ("additive") or their output multiplied by α ("scale").
+
+        `deltas` is δ for every head, [layers, heads, head_dim]: it also gives the geometry.
+        """
+        geometry = HeadGeometry(*deltas.shape)
         heads = select_heads(scores, k_percent)
         if intervention == "scale":
             empty = torch.zeros(0, geometry.head_dim)
@@ -107,6 +110,7 @@ class SteeringPlan:
 
     def apply(self, model, device=None):
         """Context manager: the hooked steered model (the reference every export must equal)."""
+        device = device or next(model.parameters()).device
         scale = self.scale_tensor()
         return intervene(
             model,

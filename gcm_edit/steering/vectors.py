@@ -45,7 +45,7 @@ def mean_head_outputs(
 
 
 def steering_vectors(
-    model, pairs: list[Pair], pad_id: int, batch_size: int
+    model, pairs: list[Pair], pad_id: int, batch_size: int = 8
 ) -> dict[str, torch.Tensor]:
     """δ for every head and every positions mode: {positions: [L, H, d]}."""
     sides = {

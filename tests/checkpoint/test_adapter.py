@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_families import tiny
+from tiny import family_model
 
 from gcm_edit.checkpoint.adapter import build_adapter
 from gcm_edit.checkpoint.bake import bake
@@ -35,7 +35,7 @@ def test_adapter_equals_hooked_and_merges_into_full_export(family, scaled, tmp_p
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = tiny(family, kv_heads=2, seed=3)
+    base = family_model(family, kv_heads=2, seed=3)
     plan = _plan(base, scaled)
     with plan.apply(base):
         hooked = _logits(base)
@@ -45,7 +45,8 @@ def test_adapter_equals_hooked_and_merges_into_full_export(family, scaled, tmp_p
         "adapter_config.json",
         "adapter_model.safetensors",
     }
-    loaded = PeftModel.from_pretrained(tiny(family, kv_heads=2, seed=3), tmp_path / "adapter")
+    fresh_base = family_model(family, kv_heads=2, seed=3)
+    loaded = PeftModel.from_pretrained(fresh_base, tmp_path / "adapter")
     torch.testing.assert_close(_logits(loaded), hooked, rtol=0, atol=1e-4)
     assert (_logits(loaded) - _logits(base)).abs().max() > 1e-2  # the steering is not a no-op
 
@@ -58,7 +59,7 @@ def test_adapter_equals_hooked_and_merges_into_full_export(family, scaled, tmp_p
 
 
 def test_adapter_is_small(tmp_path):
-    base = tiny("llama", kv_heads=2)
+    base = family_model("llama", kv_heads=2)
     build_adapter(base, _plan(base, scaled=False)).save_pretrained(tmp_path / "a")
     base.save_pretrained(tmp_path / "full")
     adapter = (tmp_path / "a" / "adapter_model.safetensors").stat().st_size

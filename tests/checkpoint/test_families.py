@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers as T
+from tiny import FAMILIES, family_model
 
 from gcm_edit.checkpoint.bake import bake, export_class
 from gcm_edit.checkpoint.llamafy import llama_config
@@ -19,45 +20,7 @@ from gcm_edit.model.architectures import ARCHITECTURES, arch_spec, window_limit
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.plan import SteeringPlan
 
-# model_type -> (config class, model class, extra config); head_dim 16 ≠ 48/4 where settable.
-FAMILIES = {
-    "llama": (T.LlamaConfig, T.LlamaForCausalLM, {"head_dim": 16}),
-    "qwen3": (T.Qwen3Config, T.Qwen3ForCausalLM, {"head_dim": 16}),
-    "gemma": (T.GemmaConfig, T.GemmaForCausalLM, {"head_dim": 16}),
-    "gemma2": (T.Gemma2Config, T.Gemma2ForCausalLM, {"head_dim": 16, "sliding_window": 4}),
-    "gemma3_text": (T.Gemma3TextConfig, T.Gemma3ForCausalLM, {"head_dim": 16, "sliding_window": 4}),
-    "olmo2": (T.Olmo2Config, T.Olmo2ForCausalLM, {}),
-    "granite": (T.GraniteConfig, T.GraniteForCausalLM, {"attention_multiplier": 0.2}),
-    "smollm3": (T.SmolLM3Config, T.SmolLM3ForCausalLM, {}),
-    "qwen2": (T.Qwen2Config, T.Qwen2ForCausalLM, {}),
-    "mistral": (T.MistralConfig, T.MistralForCausalLM, {"head_dim": 16, "sliding_window": 64}),
-    "phi3": (T.Phi3Config, T.Phi3ForCausalLM, {}),
-}
 PROMPTS = [[1, 5, 7, 9, 3, 4, 8, 11, 12], [2, 3, 4, 20]]
-
-
-def tiny(model_type: str, kv_heads: int, seed: int = 0):
-    config_cls, model_cls, extra = FAMILIES[model_type]
-    config = config_cls(
-        vocab_size=64,
-        hidden_size=48,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=128,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        **extra,
-    )
-    torch.manual_seed(seed)
-    model = model_cls(config).eval()
-    with torch.no_grad():  # real biases where a family has them (qwen2's q/k/v)
-        for name, param in model.named_parameters():
-            if name.endswith("bias"):
-                param.normal_()
-    return model
 
 
 def random_plan(geometry: HeadGeometry, intervention: str, seed: int = 1) -> SteeringPlan:
@@ -79,7 +42,7 @@ def test_table_covers_the_documented_families():
 @pytest.mark.parametrize("kv_heads", [2, 4], ids=["gqa", "mha"])
 @pytest.mark.parametrize("model_type", sorted(FAMILIES))
 def test_baked_reload_equals_hooked(model_type, kv_heads, intervention, tmp_path):
-    model = tiny(model_type, kv_heads)
+    model = family_model(model_type, kv_heads)
     plan = random_plan(HeadGeometry.of(model.config), intervention)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     baked = bake(model, plan)
@@ -106,7 +69,7 @@ def test_baked_reload_equals_hooked(model_type, kv_heads, intervention, tmp_path
 @pytest.mark.parametrize("model_type", ["qwen2", "mistral", "phi3"])
 def test_llamafied_steering_is_not_a_no_op(model_type):
     """Guards the test above: the plan must actually change the logits."""
-    model = tiny(model_type, 2)
+    model = family_model(model_type, 2)
     plan = random_plan(HeadGeometry.of(model.config), "additive")
     ids = torch.tensor([PROMPTS[0]])
     with torch.no_grad():
@@ -116,7 +79,7 @@ def test_llamafied_steering_is_not_a_no_op(model_type):
 
 
 def test_native_bake_writes_zero_qkv_biases():
-    model = tiny("qwen3", 2)
+    model = family_model("qwen3", 2)
     baked = bake(model, random_plan(HeadGeometry.of(model.config), "additive"))
     attention = baked.model.layers[1].self_attn
     for name in ("q_proj", "k_proj", "v_proj"):
@@ -125,14 +88,14 @@ def test_native_bake_writes_zero_qkv_biases():
 
 
 def test_qwen2_keeps_its_real_qkv_biases():
-    model = tiny("qwen2", 2)
+    model = family_model("qwen2", 2)
     baked = bake(model, random_plan(HeadGeometry.of(model.config), "additive"))
     original = model.model.layers[0].self_attn.q_proj.bias
     torch.testing.assert_close(baked.model.layers[0].self_attn.q_proj.bias, original)
 
 
 def test_phi3_partial_rotary_is_refused():
-    model = tiny("phi3", 2)
+    model = family_model("phi3", 2)
     model.config.rope_parameters = {**model.config.rope_parameters, "partial_rotary_factor": 0.5}
     with pytest.raises(GcmEditError, match="partial_rotary_factor"):
         llama_config(model.config)
@@ -140,9 +103,9 @@ def test_phi3_partial_rotary_is_refused():
 
 def test_window_limits():
     """A sliding window survives natively; a llamafied Mistral is exact only up to it."""
-    assert window_limit(tiny("mistral", 2).config) == 64
-    assert window_limit(tiny("gemma2", 2).config) is None  # native: the window is kept
-    assert window_limit(tiny("qwen2", 2).config) is None  # use_sliding_window is off
+    assert window_limit(family_model("mistral", 2).config) == 64
+    assert window_limit(family_model("gemma2", 2).config) is None  # native: the window is kept
+    assert window_limit(family_model("qwen2", 2).config) is None  # use_sliding_window is off
 
 
 def test_unsupported_architecture_names_the_supported_ones():
@@ -154,7 +117,7 @@ def test_unsupported_architecture_names_the_supported_ones():
 @pytest.mark.parametrize("model_type", ["llama", "phi3"])
 def test_verify_export_in_a_fresh_process(model_type, tmp_path):
     """The verifier loads the folder in a separate interpreter and compares with the hooks."""
-    model = tiny(model_type, 2)
+    model = family_model(model_type, 2)
     plan = random_plan(HeadGeometry.of(model.config), "additive")
     bake(model, plan).save_pretrained(tmp_path)
     result = verify_export(tmp_path, model, plan, PROMPTS, greedy_tokens=4)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gcm_edit.cache import read_json, write_json
-from gcm_edit.inputs.prompts import chat_messages, encode_prompt, training_prompts
+from gcm_edit.inputs.prompts import chat_messages, encode_prompt
 from gcm_edit.inputs.recipe import Directive, load_recipe
 from gcm_edit.model.generation import Decoding, decode, generate
 from gcm_edit.pairs.contrastive import PairSet, build_pairs
@@ -98,9 +98,14 @@ def pair_set(llama_factory, tiny_tokenizer, monkeypatch) -> tuple[PairSet, list]
     assert len(set(answers["contrast"][:3]) | set(answers["original"])) == 3 + len(QUESTIONS), (
         "tiny model gave duplicate answers; pick another seed"
     )
-    training = training_prompts(load_recipe("verse").model_copy(update={"train": QUESTIONS}))
+    recipe = load_recipe("verse").model_copy(update={"train": QUESTIONS})
     pairs = build_pairs(
-        model, tiny_tokenizer, training, decoding, batch_size=2, judge=present.__contains__
+        model,
+        tiny_tokenizer,
+        recipe,
+        judge=present.__contains__,
+        decoding=decoding,
+        batch_size=2,
     )
     return pairs, prompts, answers
 

@@ -8,18 +8,18 @@ from ddp_worker import aligned_pairs
 from references import exact_effects, positionwise_effects, record_z
 from tiny import make_pairs
 
-from gcm_edit.commands.settings import ScoringSettings
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import o_proj_modules
 from gcm_edit.scoring import probe as probe_module
 from gcm_edit.scoring.methods import METHODS, score_heads
 from gcm_edit.scoring.probe import cross_validated_accuracy, fit_logistic
+from gcm_edit.scoring.runtime import ScoringRuntime
 
 PAD = 1
 
 
-def scores(model, pairs, deltas=None, **settings) -> torch.Tensor:
-    return score_heads(model, pairs, deltas, PAD, ScoringSettings(**settings))
+def scores(model, pairs, deltas=None, method="attribution", **runtime) -> torch.Tensor:
+    return score_heads(model, pairs, deltas, PAD, method, ScoringRuntime(**runtime))
 
 
 @pytest.fixture

@@ -9,18 +9,18 @@ import torch
 from references import exact_effects, metric
 from tiny import make_pairs
 
-from gcm_edit.commands.settings import ScoringSettings
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.scoring.methods import score_heads
 from gcm_edit.scoring.metric import collate_pairs, mediation_metric
+from gcm_edit.scoring.runtime import ScoringRuntime
 from gcm_edit.scoring.table import plot_heatmap, read_scores_csv, write_scores_csv
 
 PAD = 1
 
 
 def attribution_scores(model, pairs, deltas, pad_id: int, batch_size: int) -> torch.Tensor:
-    settings = ScoringSettings(method="attribution", batch_size=batch_size)
-    return score_heads(model, pairs, deltas, pad_id, settings)
+    runtime = ScoringRuntime(batch_size=batch_size)
+    return score_heads(model, pairs, deltas, pad_id, "attribution", runtime)
 
 
 def exact_patching(model, pairs, deltas: torch.Tensor, eps: float) -> torch.Tensor:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from tiny import make_pairs
 
-from gcm_edit.commands.settings import ScoringSettings
 from gcm_edit.scoring.methods import score_heads
+from gcm_edit.scoring.runtime import ScoringRuntime
 from gcm_edit.steering.scales import ScaleObjective, learn_scales
 
 
@@ -27,7 +27,7 @@ def _setup(llama_factory):
 def test_loss_falls_and_irrelevant_heads_go_to_zero(llama_factory, tiny_tokenizer):
     """Heads whose δ is zero cannot help M and are pruned to exactly 0; useful heads stay."""
     model, pairs, deltas = _setup(llama_factory)
-    scores = score_heads(model, pairs, deltas, 1, ScoringSettings(batch_size=3))
+    scores = score_heads(model, pairs, deltas, 1, runtime=ScoringRuntime(batch_size=3))
     useful = [
         (i // 4, i % 4) for i in torch.argsort(scores.flatten(), descending=True)[:2].tolist()
     ]
