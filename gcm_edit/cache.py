@@ -1,4 +1,10 @@
-"""On-disk cache: where expensive stages keep their outputs, keyed by a hash of their inputs."""
+"""On-disk cache: where expensive stages keep their outputs, keyed by a hash of their inputs.
+
+Every entry is written atomically (temp file + rename) inside an envelope that names its kind
+and schema and carries a sha256 of its payload. Reading one back checks all three and the
+caller's own validation; an entry that fails is reported in one line, removed and recomputed,
+so a damaged cache never crashes a run or feeds it wrong data.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,15 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from gcm_edit.console import console
+
+T = TypeVar("T")
+# Bump when the layout of any cached artifact changes: older entries are then recomputed.
+SCHEMA = 2
 
 
 def cache_root() -> Path:
@@ -51,3 +64,76 @@ def write_json(path: Path, data: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def _json_digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _tensor_digest(tensors: dict) -> str:
+    import torch  # not at the top: the command line imports this module and starts fast
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous().cpu()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def store_entry(path: Path, kind: str, payload: Any) -> None:
+    """A JSON payload (`.json`) or a dict of tensors (`.safetensors`), atomically."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        tensors = {name: t.contiguous() for name, t in payload.items()}
+        meta = {"kind": kind, "schema": str(SCHEMA), "sha256": _tensor_digest(tensors)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=meta)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    else:
+        envelope = {"kind": kind, "schema": SCHEMA, "sha256": _json_digest(payload)}
+        write_json(path, {**envelope, "data": payload})
+
+
+def _read_entry(path: Path, kind: str) -> Any:
+    """The payload, or ValueError saying what is wrong with the entry."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            payload = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        stored = (meta.get("kind"), meta.get("schema"))
+        if stored != (kind, str(SCHEMA)):
+            raise ValueError(f"holds {stored[0]} schema {stored[1]}, expected {kind} {SCHEMA}")
+        if meta.get("sha256") != _tensor_digest(payload):
+            raise ValueError("checksum mismatch")
+        return payload
+    data = read_json(path)
+    if not isinstance(data, dict) or (data.get("kind"), data.get("schema")) != (kind, SCHEMA):
+        raise ValueError(f"not a {kind} entry of schema {SCHEMA}")
+    if data.get("sha256") != _json_digest(data.get("data")):
+        raise ValueError("checksum mismatch")
+    return data["data"]
+
+
+def load_entry(path: Path, kind: str, decode: Callable[[Any], T]) -> T | None:
+    """The cached value, None when there is none; a damaged entry is reported and removed.
+
+    `decode` turns the payload into the value and raises on anything implausible."""
+    if not path.exists():
+        return None
+    try:
+        return decode(_read_entry(path, kind))
+    except Exception as exc:  # any entry that cannot be read back whole is recomputed
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        console.print(f"[yellow]cache:[/] discarded {path} ({reason}); recomputing")
+        path.unlink(missing_ok=True)
+        return None

@@ -16,6 +16,7 @@ import warnings
 
 import torch
 
+from gcm_edit.checkpoint.bake import require_finite
 from gcm_edit.model.heads import HeadGeometry, o_proj_modules
 from gcm_edit.steering.plan import SteeringPlan
 
@@ -68,4 +69,5 @@ def build_adapter(model, plan: SteeringPlan):
             cols = g.head_slice(head)
             lora_a.weight[rows, cols] = torch.eye(g.head_dim, dtype=weight.dtype)
             lora_b.weight[:, rows] = (value - 1.0) * weight[:, cols]
+    require_finite(peft_model, plan)
     return peft_model.eval()

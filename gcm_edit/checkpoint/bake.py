@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from gcm_edit.checkpoint.llamafy import llamafy
+from gcm_edit.errors import GcmEditError
 from gcm_edit.model.architectures import arch_spec
 from gcm_edit.model.heads import attention_modules, o_proj_modules
 from gcm_edit.steering.plan import SteeringPlan
@@ -64,4 +65,15 @@ def bake(model: nn.Module, plan: SteeringPlan) -> nn.Module:
     if scale is not None:
         for layer, o_proj in enumerate(o_proj_modules(baked)):
             o_proj.weight.mul_(scale[layer].to(o_proj.weight))
+    require_finite(baked, plan)
     return baked
+
+
+def require_finite(model: nn.Module, plan: SteeringPlan) -> None:
+    """Fail closed: a baked tensor holding NaN or inf is an error, never a checkpoint."""
+    broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        raise GcmEditError(
+            f"baking α={plan.alpha} gave NaN or inf in {len(broken)} tensors (first: "
+            f"{broken[0]}): the steering overflows the weights; lower --alpha"
+        )

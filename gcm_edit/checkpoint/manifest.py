@@ -61,13 +61,14 @@ class ExportInfo(Section):
 
 
 class HeadRow(Section):
-    """A steered head: additive (scale c, |δ|) or scaled (head_scale s), with its score."""
+    """A steered head: additive (scale c, |δ|, push) or scaled (head_scale s), with its score."""
 
     layer: int
     head: int
     scale: float | None = None
     delta_norm: float | None = None
     head_scale: float | None = None
+    push: float | None = None  # ‖α·c·δ‖ / the head's typical output norm
     score: float
 
     @model_serializer(mode="wrap")

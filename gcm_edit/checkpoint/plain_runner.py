@@ -14,6 +14,8 @@ import sys
 
 import torch
 
+REJECTED = 3  # exit status: the folder loaded but is not a usable model (not a load error)
+
 
 @torch.no_grad()
 def run_prompts(model, prompts: list[list[int]], greedy_tokens: int) -> dict[str, torch.Tensor]:
@@ -61,6 +63,10 @@ def main(folder: str, request: str, target: str) -> None:
     ]
     if problems:
         sys.exit(f"{folder} does not load cleanly: {sorted(problems)[:5]}")
+    broken = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        print(f"{len(broken)} weight tensors hold NaN or inf, e.g. {broken[:3]}", file=sys.stderr)
+        sys.exit(REJECTED)
     results = run_prompts(model.eval(), spec["prompts"], spec["greedy_tokens"])
     if "gcm_edit" in sys.modules:
         sys.exit("plain runner imported gcm_edit; the check would not be independent")

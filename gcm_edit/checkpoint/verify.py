@@ -5,11 +5,13 @@ identical greedy tokens)."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import torch
 from pydantic import BaseModel
 from safetensors.torch import load_file
 
@@ -48,8 +50,10 @@ def run_plain(folder: Path, prompts: list[list[int]], greedy_tokens: int) -> dic
             text=True,
             cwd=tmp,
         )
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        if proc.returncode == plain_runner.REJECTED:
+            raise GcmEditError(f"verification failed for {folder}: {last}")
         if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise GcmEditError(f"could not load {folder} with plain transformers: {last}")
         return load_file(str(target))
 
@@ -66,9 +70,16 @@ def verify_export(
     exported = run_plain(folder, prompts, greedy_tokens)
     with plan.apply(base_model, next(base_model.parameters()).device):
         hooked = plain_runner.run_prompts(base_model, prompts, greedy_tokens)
+    logits = range(len(prompts))
+    if not all(torch.isfinite(hooked[f"logits.{i}"]).all() for i in logits):
+        raise GcmEditError(
+            "verification failed: the hooked steered model itself gives non-finite logits "
+            "(NaN or inf): the steering plan overflows the model; lower --alpha"
+        )
+    if not all(torch.isfinite(exported[f"logits.{i}"]).all() for i in logits):
+        raise GcmEditError(f"verification failed for {folder}: its logits are NaN or inf")
     diff = max(
-        float((hooked[f"logits.{i}"] - exported[f"logits.{i}"]).abs().max())
-        for i in range(len(prompts))
+        float((hooked[f"logits.{i}"] - exported[f"logits.{i}"]).abs().max()) for i in logits
     )
     same = all(
         hooked[f"greedy.{i}"].tolist() == exported[f"greedy.{i}"].tolist()
@@ -80,7 +91,7 @@ def verify_export(
         n_prompts=len(prompts),
         greedy_tokens=greedy_tokens,
     )
-    if diff > LOGIT_TOLERANCE or not same:
+    if not math.isfinite(diff) or diff > LOGIT_TOLERANCE or not same:  # fails closed on NaN
         raise GcmEditError(
             f"verification failed for {folder}: max |Δlogit| {diff:.2e} "
             f"(limit {LOGIT_TOLERANCE:.0e}), greedy tokens identical: {same}"

@@ -15,7 +15,6 @@ from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import EvalSettings
 from gcm_edit.console import console
 from gcm_edit.evaluation.answers import metrics_table
-from gcm_edit.evaluation.retention import measure_retention
 from gcm_edit.tables import Column, ResultTable, print_tables
 
 
@@ -45,9 +44,7 @@ def evaluate_model(settings: EvalSettings) -> dict:
             label: run.judged(questions, texts, reference) for label, texts in answered.items()
         }
     with run.stage("retention"):
-        retention = measure_retention(
-            reference.model, reference.tokenizer, steered_model=run.model
-        )
+        retention = run.retention(base=reference)
     tables = [
         metrics_table(
             f"{run.model_ref.name} on '{run.recipe.name}' ({settings.split}, "

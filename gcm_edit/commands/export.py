@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from gcm_edit.cache import sha256_file
+from gcm_edit.cache import sha256_file, stable_hash
 from gcm_edit.checkpoint.adapter import build_adapter
 from gcm_edit.checkpoint.bake import bake, export_class
 from gcm_edit.checkpoint.card import model_card
@@ -26,7 +26,7 @@ from gcm_edit.checkpoint.manifest import (
     Selection,
     SteeringInfo,
 )
-from gcm_edit.checkpoint.verify import VERIFY_PROMPTS, verify_export
+from gcm_edit.checkpoint.verify import VERIFY_PROMPTS, Verification, verify_export
 from gcm_edit.commands.candidates import choose_alpha_k
 from gcm_edit.commands.learned import LearnedStrength
 from gcm_edit.commands.run import Run, SteeringRun, reject_sharding
@@ -41,8 +41,11 @@ from gcm_edit.output import check_output, invocation, staged_folder, weights_byt
 from gcm_edit.scoring.methods import METHODS
 from gcm_edit.scoring.table import plot_heatmap, write_scores_csv
 from gcm_edit.steering.plan import SteeringPlan
+from gcm_edit.steering.vectors import HEAD_NORM
 from gcm_edit.tables import print_tables
 from gcm_edit.version import __version__
+
+PUSH_WARNING = 10.0  # warn when a head is pushed this many times its own output norm
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,18 @@ def comparison(
     ]
 
 
+def warn_overpush(plan: SteeringPlan, head_norm) -> None:
+    """One line when a head is pushed far beyond its own output (the model will break)."""
+    pushes = plan.pushes(head_norm)
+    if pushes and max(pushes) > PUSH_WARNING:
+        i = max(range(len(pushes)), key=pushes.__getitem__)
+        layer, head = plan.heads[i]
+        console.print(
+            f"[yellow]warning:[/] α·δ is {pushes[i]:.0f}× the typical output norm of head "
+            f"L{layer}.H{head} (α={plan.alpha}): expect broken text; try a smaller --alpha"
+        )
+
+
 def generation_config(run: Run):
     """Ship the decoding the model was measured with, so users reproduce the same behaviour."""
     from transformers import GenerationConfig
@@ -224,6 +239,8 @@ def export(settings: ExportSettings) -> Path | None:
         retention = run.retention(plan)
         if learned is not None:
             kl_rival = run.retention(learned.rival).kl
+    head_norm = run.deltas[HEAD_NORM]
+    warn_overpush(plan, head_norm)
     limit = window_limit(run.config) if plan.heads else None
     if limit:
         console.print(
@@ -234,12 +251,21 @@ def export(settings: ExportSettings) -> Path | None:
     with staged_folder(out) as staging:
         with run.stage("bake + write"):
             write_checkpoint(run, plan, scores, staging)
-        with run.stage("verify"):
-            prompts = bare_prompts(run.tokenizer, run.recipe.heldout[:VERIFY_PROMPTS])
-            verification = verify_export(staging, run.model, plan, prompts)
+        hashes = {path.name: sha256_file(path) for path in sorted(staging.iterdir())}
+        prompts = bare_prompts(run.tokenizer, run.recipe.heldout[:VERIFY_PROMPTS])
+        verification = run.cached(
+            "verification-{key}.json",
+            "verification",
+            stable_hash(__version__, hashes, run.model_ref.fingerprint(), prompts),
+            lambda: verify_export(staging, run.model, plan, prompts),
+            encode=Verification.model_dump,
+            decode=Verification.model_validate,
+            label="verify",
+        )
         if settings.gguf:
             with run.stage("gguf"):
                 convert_to_gguf(staging, staging / "model.gguf")
+            hashes["model.gguf"] = sha256_file(staging / "model.gguf")
         source = Path(run.model_ref.source)
         manifest = Manifest(
             gcm_edit_version=__version__,
@@ -279,7 +305,7 @@ def export(settings: ExportSettings) -> Path | None:
                 positions=settings.positions,
                 heads=[
                     HeadRow(**row, score=float(scores[row["layer"], row["head"]]))
-                    for row in plan.describe()
+                    for row in plan.describe(head_norm)
                 ],
             ),
             decoding=DecodingInfo(**vars(run.decoding)),
@@ -310,9 +336,9 @@ def export(settings: ExportSettings) -> Path | None:
             verification=verification,
             timings_s={k: round(v, 2) for k, v in run.timings.items()},
             files={
-                p.name: sha256_file(p)
-                for p in sorted(staging.iterdir())
-                if p.suffix in (".safetensors", ".gguf")
+                name: digest
+                for name, digest in sorted(hashes.items())
+                if name.endswith((".safetensors", ".gguf"))
             },
         )
         manifest.write(staging)

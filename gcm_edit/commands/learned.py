@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gcm_edit.cache import read_json, stable_hash, write_json
+from gcm_edit.cache import stable_hash
 from gcm_edit.checkpoint.manifest import PlanComparison, ScaleLearningReport, UniformRival
 from gcm_edit.commands.candidates import choose_alpha_k
 from gcm_edit.commands.run import SteeringRun
@@ -37,22 +37,30 @@ def learned(run: SteeringRun, goal: ScaleObjective) -> LearnedScales:
     settings: ExportSettings = run.settings
     positions, method = settings.positions, settings.method
     candidates = select_heads(run.scores(positions, method), settings.scale_candidates)
-    scores_file = run.scores_path(positions, method).name
-    key = stable_hash("scales", __version__, scores_file, candidates, goal)
-    path = run.dir / f"scales-{key}.json"
-    if path.is_file():
-        with run.stage("learned scales", cached=True):
-            data = read_json(path)
-            return LearnedScales([tuple(h) for h in data.pop("heads")], **data)
-    deltas = run.deltas[positions]
-    vectors = torch.stack([deltas[layer, head] for layer, head in candidates])
-    pairs, model = run.pairs.pairs, run.model
-    with run.stage("learned scales"):
-        result = learn_scales(
-            model, run.tokenizer, pairs, candidates, vectors, goal, settings.batch_size
+
+    def learn() -> LearnedScales:
+        deltas = run.deltas[positions]
+        vectors = torch.stack([deltas[layer, head] for layer, head in candidates])
+        pairs = run.pairs.pairs
+        return learn_scales(
+            run.model, run.tokenizer, pairs, candidates, vectors, goal, settings.batch_size
         )
-    write_json(path, vars(result))
-    return result
+
+    def decode(data: dict) -> LearnedScales:
+        result = LearnedScales(**{**data, "heads": [tuple(h) for h in data["heads"]]})
+        if result.heads != candidates or len(result.c) != len(candidates):
+            raise ValueError("scales for other candidate heads")
+        return result
+
+    return run.cached(
+        "scales-{key}.json",
+        "learned scales",
+        stable_hash(__version__, run.scores_key(positions, method), candidates, goal),
+        learn,
+        encode=vars,
+        decode=decode,
+        label="learned scales",
+    )
 
 
 def learned_plan(run: SteeringRun, result: LearnedScales, alpha: float) -> SteeringPlan:

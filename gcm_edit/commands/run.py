@@ -9,16 +9,16 @@ run with another α or k, redoes only what changed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from safetensors.torch import load_file, save_file
 
-from gcm_edit.cache import cache_root, read_json, stable_hash, write_json
+from gcm_edit.cache import cache_root, load_entry, stable_hash, store_entry, write_json
 from gcm_edit.commands.settings import ConceptSettings, ScoringSettings
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
@@ -33,10 +33,29 @@ from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.pairs.contrastive import PairSet, build_pairs
 from gcm_edit.scoring.engine import resolve_precision
 from gcm_edit.scoring.methods import METHODS, score_heads
-from gcm_edit.scoring.table import read_scores_csv, write_scores_csv
 from gcm_edit.steering.plan import SteeringPlan
-from gcm_edit.steering.vectors import steering_vectors
+from gcm_edit.steering.vectors import HEAD_NORM, POSITIONS, steering_vectors
 from gcm_edit.version import __version__
+
+T = TypeVar("T")
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def checked_tensors(
+    tensors: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]
+) -> dict[str, torch.Tensor]:
+    """A cached tensor entry as expected: these names, these shapes, finite values."""
+    if set(tensors) != set(shapes):
+        raise ValueError(f"holds {sorted(tensors)}, expected {sorted(shapes)}")
+    for name, shape in shapes.items():
+        if tuple(tensors[name].shape) != shape:
+            raise ValueError(f"{name} has shape {tuple(tensors[name].shape)}, expected {shape}")
+        if not torch.isfinite(tensors[name]).all():
+            raise ValueError(f"{name} holds non-finite values")
+    return tensors
 
 
 def pick_device(device: str) -> str:
@@ -73,19 +92,54 @@ class Run:
         self.device = pick_device(settings.device)
         self.dir = cache_root() / "runs" / f"{self.model_ref.slug}-{self.model_ref.fingerprint()}"
         self.timings: dict[str, float] = {}
-        self._retention: dict[str | None, Retention] = {}
+        self._retention: dict[str, Retention] = {}
 
     def default_out(self, suffix: str = "") -> Path:
         """checkpoints/<model>-<concept><suffix>: where a command writes unless told --out."""
         return Path("checkpoints") / f"{self.model_ref.slug}-{self.recipe.name}{suffix}"
 
-    @contextmanager
-    def stage(self, name: str, cached: bool = False) -> Iterator[None]:
-        start = time.perf_counter()
-        yield
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+    @property
+    def is_rank_zero(self) -> bool:
+        """False in the extra processes of a multi-device scoring run: they stop after it."""
+        return rank_zero_only.rank == 0
+
+    def _done(self, name: str, seconds: float, cached: bool) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + seconds
         note = "cached" if cached else f"{self.timings[name]:.1f}s"
         console.print(f"[green]✓[/] {name} ({note})")
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage and print a line when it is done."""
+        start = time.perf_counter()
+        yield
+        self._done(name, time.perf_counter() - start, cached=False)
+
+    def cached(
+        self,
+        name: str,
+        kind: str,
+        key: str,
+        compute: Callable[[], T],
+        encode: Callable[[T], Any] = _same,
+        decode: Callable[[Any], T] = _same,
+        label: str | None = None,
+    ) -> T:
+        """The value of a stage from the run folder, else computed (as a timed stage when it
+        has a `label`) and stored. `decode` rejects implausible entries (see cache.py)."""
+        path = self.dir / name.format(key=key)
+        start = time.perf_counter()
+        value = load_entry(path, kind, decode)
+        if value is not None:
+            if label:
+                self._done(label, time.perf_counter() - start, cached=True)
+            return value
+        _ = self.model  # loaded outside the stage's timer
+        with self.stage(label) if label else nullcontext():
+            value = compute()
+        if self.is_rank_zero:
+            store_entry(path, kind, encode(value))
+        return value
 
     @cached_property
     def model(self):
@@ -110,41 +164,73 @@ class Run:
         return self.recipe.judge if not s.judge_url else [s.judge_url, s.judge_model]
 
     def answers(self, label: str, questions: list[str], plan: SteeringPlan | None) -> list[str]:
-        """Greedy answers to bare questions, base (plan None) or steered; cached."""
+        """Greedy answers to bare questions, base (plan None) or steered."""
         fingerprint = None if plan is None else plan.fingerprint()
-        key = stable_hash("answers", __version__, questions, self.decoding, fingerprint)
-        path = self.dir / f"answers-{key}.json"
-        if path.is_file():
-            with self.stage(label, cached=True):
-                return read_json(path)
-        model = self.model  # loaded outside this stage's timer
-        with self.stage(label):
-            texts = answer_questions(
-                model,
+
+        def decode(texts: Any) -> list[str]:
+            if not (isinstance(texts, list) and len(texts) == len(questions)):
+                raise ValueError(f"expected {len(questions)} answers")
+            return [str(text) for text in texts]
+
+        return self.cached(
+            "answers-{key}.json",
+            "answers",
+            stable_hash(__version__, questions, self.decoding, fingerprint),
+            lambda: answer_questions(
+                self.model,
                 self.tokenizer,
                 questions,
                 self.decoding,
                 self.settings.batch_size,
                 plan,
                 label,
-            )
-        write_json(path, texts)
-        return texts
+            ),
+            decode=decode,
+            label=label,
+        )
 
     def judged(
         self, questions: list[str], texts: list[str], reference: Run | None = None
     ) -> Evaluation:
         """Concept and fluency of answers; perplexity under `reference`'s model (default ours)."""
         reference = reference or self
-        return judge_answers(
-            reference.model, reference.tokenizer, self.recipe, self.judge, questions, texts
+        return self.cached(
+            "judged-{key}.json",
+            "judged answers",
+            stable_hash(
+                __version__,
+                questions,
+                texts,
+                self.judge_id,
+                self.recipe.fluency.model_dump(),
+                reference.model_ref.fingerprint(),
+            ),
+            lambda: judge_answers(
+                reference.model, reference.tokenizer, self.recipe, self.judge, questions, texts
+            ),
+            encode=lambda ev: {**ev.model_dump(), "answers": ev.answers},
+            decode=lambda data: Evaluation(**data),
         )
 
-    def retention(self, plan: SteeringPlan | None) -> Retention:
-        """KL and neutral perplexity of this model under `plan`; measured once per plan."""
-        key = None if plan is None else plan.fingerprint()
+    def retention(self, plan: SteeringPlan | None = None, base: Run | None = None) -> Retention:
+        """KL(base ‖ this model under `plan`) and neutral perplexity; `base` defaults to this
+        model unsteered."""
+        base = base or self
+        key = stable_hash(
+            __version__,
+            base.model_ref.fingerprint(),
+            self.model_ref.fingerprint(),
+            None if plan is None else plan.fingerprint(),
+        )
         if key not in self._retention:
-            self._retention[key] = measure_retention(self.model, self.tokenizer, plan)
+            self._retention[key] = self.cached(
+                "retention-{key}.json",
+                "retention",
+                key,
+                lambda: measure_retention(base.model, base.tokenizer, plan, self.model),
+                encode=Retention.model_dump,
+                decode=Retention.model_validate,
+            )
         return self._retention[key]
 
 
@@ -157,11 +243,6 @@ class SteeringRun(Run):
         super().__init__(settings, model)
         self._scores: dict[tuple[str, str], torch.Tensor] = {}
 
-    @property
-    def is_rank_zero(self) -> bool:
-        """False in the extra processes of a multi-device scoring run: they stop after it."""
-        return rank_zero_only.rank == 0
-
     @cached_property
     def training(self) -> list[tuple[str, list[dict], list[dict]]]:
         return training_prompts(self.recipe, self.settings.n_train)
@@ -172,20 +253,26 @@ class SteeringRun(Run):
 
     @cached_property
     def pairs(self) -> PairSet:
-        path = self.dir / f"pairs-{self.pairs_key}.json"
-        if path.is_file():
-            with self.stage("contrastive pairs", cached=True):
-                return PairSet.from_json(read_json(path))
-        with self.stage("contrastive pairs"):
-            pairs = build_pairs(
-                self.model,
-                self.tokenizer,
-                self.recipe,
-                self.settings.n_train,
-                self.judge,
-                self.decoding,
-                self.settings.batch_size,
-            )
+        return self.cached(
+            "pairs-{key}.json",
+            "pairs",
+            self.pairs_key,
+            self._build_pairs,
+            encode=PairSet.to_json,
+            decode=PairSet.from_json,
+            label="contrastive pairs",
+        )
+
+    def _build_pairs(self) -> PairSet:
+        pairs = build_pairs(
+            self.model,
+            self.tokenizer,
+            self.recipe,
+            self.settings.n_train,
+            self.judge,
+            self.decoding,
+            self.settings.batch_size,
+        )
         if not pairs.pairs:
             answers = self.dir / f"unusable-pairs-{self.pairs_key}.json"
             write_json(answers, pairs.to_json())
@@ -195,60 +282,61 @@ class SteeringRun(Run):
                 f"{pairs.n_questions} questions; the answers are in {answers}; try wording "
                 "the model follows, or another model"
             )
-        write_json(path, pairs.to_json())
         return pairs
 
     @cached_property
     def deltas(self) -> dict[str, torch.Tensor]:
-        path = self.dir / f"deltas-{self.pairs_key}.safetensors"
-        if path.is_file():
-            with self.stage("steering vectors", cached=True):
-                return load_file(str(path))
+        """δ per positions mode [L, H, d] and HEAD_NORM [L, H] (steering/vectors.py)."""
+        g = self.geometry
+        shapes = {p: (g.n_layers, g.n_heads, g.head_dim) for p in POSITIONS}
+        shapes[HEAD_NORM] = (g.n_layers, g.n_heads)
         pairs = self.pairs.pairs
-        with self.stage("steering vectors"):
-            deltas = steering_vectors(
+        return self.cached(
+            "deltas-{key}.safetensors",
+            "steering vectors",
+            self.pairs_key,
+            lambda: steering_vectors(
                 self.model, pairs, self.tokenizer.pad_token_id, self.settings.batch_size
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in deltas.items()}, str(path))
-        return deltas
+            ),
+            decode=lambda tensors: checked_tensors(tensors, shapes),
+            label="steering vectors",
+        )
 
     def scores(self, positions: str, method: str) -> torch.Tensor:
-        """Head scores by `method`; cached on disk (by rank 0) and in memory."""
-        if (positions, method) in self._scores:
-            return self._scores[positions, method]
-        path = self.scores_path(positions, method)
-        if path.is_file():
-            with self.stage("mediation scores", cached=True):
-                scores = read_scores_csv(path)
-        else:
-            deltas = self.deltas[positions] if METHODS[method].uses_deltas else None
-            pairs = self.pairs.pairs
-            model = self.model  # loaded outside this stage's timer
-            with self.stage("mediation scores"):
-                scores = score_heads(
-                    model,
-                    pairs,
-                    deltas,
-                    self.tokenizer.pad_token_id,
-                    method,
-                    self.settings.runtime(),
-                )
-            if self.is_rank_zero:
-                write_scores_csv(scores, path)
-        self._scores[positions, method] = scores
-        return scores
+        """Head scores [L, H] by `method`; cached on disk (by rank 0) and in memory."""
+        if (positions, method) not in self._scores:
+            shape = {"scores": (self.geometry.n_layers, self.geometry.n_heads)}
+            self._scores[positions, method] = self.cached(
+                "scores-{key}.safetensors",
+                "head scores",
+                self.scores_key(positions, method),
+                lambda: self._score(positions, method),
+                encode=lambda scores: {"scores": scores},
+                decode=lambda tensors: checked_tensors(tensors, shape)["scores"],
+                label="mediation scores",
+            )
+        return self._scores[positions, method]
 
-    def scores_path(self, positions: str, method: str) -> Path:
+    def _score(self, positions: str, method: str) -> torch.Tensor:
+        deltas = self.deltas[positions] if METHODS[method].uses_deltas else None
+        return score_heads(
+            self.model,
+            self.pairs.pairs,
+            deltas,
+            self.tokenizer.pad_token_id,
+            method,
+            self.settings.runtime(),
+        )
+
+    def scores_key(self, positions: str, method: str) -> str:
         s = self.settings
-        key = stable_hash(
+        return stable_hash(
             self.pairs_key,
             method,
             positions if METHODS[method].uses_deltas else None,
             s.seed,
             resolve_precision(s.precision, torch.device(self.device)),
         )
-        return self.dir / f"scores-{key}.csv"
 
     def plan(
         self, positions: str, alpha: float, k_percent: float, method: str, intervention: str

@@ -21,7 +21,10 @@ Intervention = Literal["additive", "scale"]
 Method = Literal["attribution", "activation", "paper", "knockout", "probe", "random"]
 SweepMethod = Method | Literal["all"]
 Percent = Annotated[float, Field(gt=0, le=100)]
-Alpha = Annotated[float, Field(gt=0)]
+# Steering strength: α·δ is on the scale of a head's own output near α = 1; far beyond 100
+# the model breaks whatever the plan (and very large values overflow when baked).
+MAX_ALPHA = 100.0
+Alpha = Annotated[float, Field(gt=0, le=MAX_ALPHA)]
 Strategy = Literal["auto", "ddp", "fsdp"]
 Precision = Literal["auto", "32-true", "bf16-mixed"]
 
@@ -36,7 +39,8 @@ _HIDDEN: Any = {"cli": False}
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and inf are refused as such ("finite number"), before any range check
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     # Fields given as a repeatable option on the command line (a list in, see validators).
     cli_repeated: ClassVar[frozenset[str]] = frozenset()
 

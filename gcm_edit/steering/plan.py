@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry, intervene
 
 PLAN_TENSORS = "gcm_edit_plan.safetensors"
@@ -44,6 +45,15 @@ class SteeringPlan:
     scales: list[float]
     scaled_heads: list[tuple[int, int]] = field(default_factory=list)
     head_scales: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Fail closed: a plan with NaN or inf anywhere would bake a broken model."""
+        numbers = [self.alpha, *self.scales, *self.head_scales]
+        if not (all(map(math.isfinite, numbers)) and torch.isfinite(self.vectors).all()):
+            raise GcmEditError(
+                "steering plan holds NaN or inf (α, scales or steering vectors): the model's "
+                "activations or the options overflowed; nothing is baked from it"
+            )
 
     @classmethod
     def from_scores(
@@ -126,14 +136,27 @@ class SteeringPlan:
             digest.update(scale.numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def describe(self) -> list[dict]:
-        """One row per steered head (additive, then scaled), for the manifest and model card."""
+    def pushes(self, head_norm: torch.Tensor) -> list[float]:
+        """How hard each additive head is pushed: ‖α·c·δ‖ over the head's typical output
+        norm E‖z‖ ([L, H], steering/vectors.py). Near 1 the steering is the size of what the
+        head writes anyway; many times that, the model is overridden rather than steered."""
+        return [
+            abs(self.alpha * scale) * float(vector.norm()) / max(float(head_norm[head]), 1e-12)
+            for head, vector, scale in zip(self.heads, self.vectors, self.scales, strict=True)
+        ]
+
+    def describe(self, head_norm: torch.Tensor | None = None) -> list[dict]:
+        """One row per steered head (additive, then scaled), for the manifest and model card;
+        with `head_norm`, additive rows also give their push (see `pushes`)."""
         rows = [
             {"layer": layer, "head": head, "scale": scale, "delta_norm": float(vector.norm())}
             for (layer, head), vector, scale in zip(
                 self.heads, self.vectors, self.scales, strict=True
             )
         ]
+        if head_norm is not None:
+            for row, push in zip(rows, self.pushes(head_norm), strict=True):
+                row["push"] = push
         rows += [
             {"layer": layer, "head": head, "head_scale": value}
             for (layer, head), value in zip(self.scaled_heads, self.head_scales, strict=True)

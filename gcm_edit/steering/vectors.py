@@ -1,7 +1,8 @@
 """Stage 2a: steering vectors δ[l,h] = mean z(contrast run) − mean z(original run).
 
 Each pair weighs equally: a sequence's z is first averaged over the chosen positions,
-then sequences are averaged.
+then sequences are averaged. The same pass measures each head's typical output norm
+E‖z‖ on the original runs, the yardstick for how hard a steering vector pushes.
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from gcm_edit.model.heads import HeadGeometry, edit_head_inputs
 from gcm_edit.pairs.contrastive import Pair
 
 POSITIONS = ("prompt", "response", "all")
+HEAD_NORM = "head_norm"  # E‖z‖ per head [L, H], over all positions of the original runs
 
 
 @torch.no_grad()
 def mean_head_outputs(
     model, sequences: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int, label: str
 ) -> dict[str, torch.Tensor]:
-    """Per positions mode, the mean over sequences of the per-sequence mean z: [L, H, d]."""
+    """Per positions mode, the mean over sequences of the per-sequence mean z: [L, H, d];
+    under HEAD_NORM, the same mean of ‖z‖ over all positions: [L, H]."""
     geometry = HeadGeometry.of(model.config)
     device = next(model.parameters()).device
     totals = {
         p: torch.zeros(geometry.n_layers, geometry.n_heads * geometry.head_dim) for p in POSITIONS
     }
+    norms = torch.zeros(geometry.n_layers, geometry.n_heads)
     for start in track(range(0, len(sequences), batch_size), description=label, transient=True):
         chunk = sequences[start : start + batch_size]
         batch = TokenBatch.build([p for p, _ in chunk], [r for _, r in chunk], pad_id).to(device)
@@ -37,17 +41,23 @@ def mean_head_outputs(
                     min=1
                 )
                 totals[positions][layer] += per_seq.sum(0).cpu()
+            mask = masks["all"]
+            norm = z.float().view(*z.shape[:2], geometry.n_heads, geometry.head_dim).norm(dim=-1)
+            per_seq = (norm * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+            norms[layer] += per_seq.sum(0).cpu()
 
         with edit_head_inputs(model, record):
             batch.run(model)
     shape = (geometry.n_layers, geometry.n_heads, geometry.head_dim)
-    return {p: (t / len(sequences)).view(shape) for p, t in totals.items()}
+    means = {p: (t / len(sequences)).view(shape) for p, t in totals.items()}
+    return {**means, HEAD_NORM: norms / len(sequences)}
 
 
 def steering_vectors(
     model, pairs: list[Pair], pad_id: int, batch_size: int = 8
 ) -> dict[str, torch.Tensor]:
-    """δ for every head and every positions mode: {positions: [L, H, d]}."""
+    """δ for every head and every positions mode: {positions: [L, H, d]}, plus HEAD_NORM:
+    each head's typical output norm on the original runs [L, H]."""
     sides = {
         "contrast": [(p.prompt_contrast, p.response_contrast) for p in pairs],
         "original": [(p.prompt_orig, p.response_orig) for p in pairs],
@@ -56,4 +66,5 @@ def steering_vectors(
         side: mean_head_outputs(model, sequences, pad_id, batch_size, f"δ: {side} runs")
         for side, sequences in sides.items()
     }
-    return {p: means["contrast"][p] - means["original"][p] for p in POSITIONS}
+    deltas = {p: means["contrast"][p] - means["original"][p] for p in POSITIONS}
+    return {**deltas, HEAD_NORM: means["original"][HEAD_NORM]}

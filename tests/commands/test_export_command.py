@@ -217,6 +217,12 @@ def test_rerun_needs_force_and_warm_rerun_is_cached(exported, env):
     assert _leftovers(out) == []
 
 
+def forget_verifications(env) -> None:
+    """Verification results are cached per folder content: drop them so verify runs again."""
+    for entry in env["cache"].rglob("verification-*.json"):
+        entry.unlink()
+
+
 @pytest.mark.parametrize(
     ("error", "exit_code"),
     [(RuntimeError("boom"), 1), (KeyboardInterrupt(), 130), (GcmEditError("bad export"), 2)],
@@ -229,6 +235,7 @@ def test_failed_verification_leaves_nothing(env, monkeypatch, error, exit_code):
         raise error
 
     monkeypatch.setattr(VERIFY_EXPORT, broken_verify)
+    forget_verifications(env)
     out = env["root"] / f"failed-{type(error).__name__}"
     result = _export(env["model"], out)
     assert result.exit_code == exit_code, (result.output, result.exception)
@@ -245,6 +252,7 @@ def test_failed_forced_export_keeps_old_folder(exported, env, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(VERIFY_EXPORT, broken_verify)
+    forget_verifications(env)
     result = _export(env["model"], out, "--force")
     assert result.exit_code == 1
     assert {p.name: sha256_file(p) for p in out.iterdir()} == before

@@ -7,15 +7,14 @@ import torch
 from tiny import make_pairs
 
 from gcm_edit.model.heads import HeadGeometry
-from gcm_edit.steering.vectors import POSITIONS, steering_vectors
+from gcm_edit.steering.vectors import HEAD_NORM, POSITIONS, steering_vectors
 
 PAD = 1
 
 
 @torch.no_grad()
-def _mean_z(model, prompt: list[int], response: list[int], positions: str) -> torch.Tensor:
-    """[L, H, d]: z of one unpadded sequence averaged over the chosen positions."""
-    geometry = HeadGeometry.of(model.config)
+def _z(model, prompt: list[int], response: list[int]) -> torch.Tensor:
+    """[L, T, H*d]: every layer's o_proj input for one unpadded sequence."""
     captured: dict[int, torch.Tensor] = {}
     handles = [
         layer.self_attn.o_proj.register_forward_pre_hook(
@@ -28,14 +27,19 @@ def _mean_z(model, prompt: list[int], response: list[int], positions: str) -> to
     finally:
         for handle in handles:
             handle.remove()
+    return torch.stack([captured[i] for i in range(len(captured))])
+
+
+def _mean_z(model, prompt: list[int], response: list[int], positions: str) -> torch.Tensor:
+    """[L, H, d]: z of one unpadded sequence averaged over the chosen positions."""
+    geometry = HeadGeometry.of(model.config)
     n_prompt, n_total = len(prompt), len(prompt) + len(response)
     chosen = {
         "prompt": slice(0, n_prompt),
         "response": slice(n_prompt, n_total),
         "all": slice(0, n_total),
     }[positions]
-    z = torch.stack([captured[i] for i in range(geometry.n_layers)])  # [L, T, H*d]
-    mean = z[:, chosen].double().mean(1)
+    mean = _z(model, prompt, response)[:, chosen].double().mean(1)
     return mean.view(geometry.n_layers, geometry.n_heads, geometry.head_dim)
 
 
@@ -49,6 +53,20 @@ def reference_deltas(model, pairs, positions: str) -> torch.Tensor:
     return contrast - original
 
 
+def reference_head_norm(model, pairs) -> torch.Tensor:
+    """[L, H]: per original sequence, ‖z‖ of each head averaged over its positions; then mean."""
+    g = HeadGeometry.of(model.config)
+    per_sequence = [
+        _z(model, p.prompt_orig, p.response_orig)
+        .double()
+        .view(g.n_layers, -1, g.n_heads, g.head_dim)
+        .norm(dim=-1)
+        .mean(1)
+        for p in pairs
+    ]
+    return torch.stack(per_sequence).mean(0)
+
+
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_steering_vectors_match_per_sequence_loop(llama_factory, variant, batch_size):
     """Batched, right-padded δ equals the per-pair loop for prompt / response / all positions."""
@@ -59,7 +77,9 @@ def test_steering_vectors_match_per_sequence_loop(llama_factory, variant, batch_
 
     deltas = steering_vectors(model, pairs, PAD, batch_size=batch_size)
     geometry = HeadGeometry.of(model.config)
-    assert set(deltas) == set(POSITIONS)
+    assert set(deltas) == {*POSITIONS, HEAD_NORM}
+    expected_norm = reference_head_norm(model, pairs).float()
+    torch.testing.assert_close(deltas[HEAD_NORM], expected_norm, rtol=1e-4, atol=1e-5)
     for positions in POSITIONS:
         got = deltas[positions]
         assert got.shape == (geometry.n_layers, geometry.n_heads, geometry.head_dim)
