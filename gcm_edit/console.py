@@ -8,7 +8,7 @@ import os
 from rich.console import Console
 
 # Progress and stage lines go to stderr; result tables go to stdout (they can be piped).
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message stays one line, whatever its length
 
 
 def quiet_libraries() -> None:

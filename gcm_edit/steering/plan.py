@@ -49,10 +49,11 @@ class SteeringPlan:
     def __post_init__(self) -> None:
         """Fail closed: a plan with NaN or inf anywhere would bake a broken model."""
         numbers = [self.alpha, *self.scales, *self.head_scales]
-        if not (all(map(math.isfinite, numbers)) and torch.isfinite(self.vectors).all()):
+        finite = all(map(math.isfinite, numbers)) and torch.isfinite(self.vectors).all()
+        if not (finite and torch.isfinite(self.add_tensor()).all()):
             raise GcmEditError(
-                "steering plan holds NaN or inf (α, scales or steering vectors): the model's "
-                "activations or the options overflowed; nothing is baked from it"
+                "steering plan holds NaN or inf (α, scales, steering vectors or α·c·δ): the "
+                "model's activations or the options overflowed; nothing is baked from it"
             )
 
     @classmethod

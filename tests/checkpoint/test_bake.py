@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tiny import HEADS, random_plan
 from transformers import AutoModelForCausalLM
 
 from gcm_edit.checkpoint.bake import bake
+from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry, add_to_heads
 
 
@@ -74,3 +76,12 @@ def test_bake_float64_model(llama_factory, tmp_path):
     torch.testing.assert_close(baked_logits, hooked, rtol=1e-6, atol=1e-6)
 
 
+
+
+def test_bake_refuses_to_write_non_finite_weights(llama_factory):
+    """A finite plan that overflows the weights when baked is an error, not a checkpoint."""
+    model = llama_factory("gqa_head_dim16", seed=2)
+    plan = random_plan(HeadGeometry.of(model.config))
+    plan.alpha = 1e39  # finite as a Python float, inf once applied in fp32
+    with pytest.raises(GcmEditError, match="NaN or inf"):
+        bake(model, plan)

@@ -97,3 +97,28 @@ def test_verify_export_rejects_missing_keys(llama_factory, tiny_tokenizer, tmp_p
     with pytest.raises(GcmEditError, match="does not load cleanly"):
         verify_export(tmp_path, model, plan, _prompts(tiny_tokenizer), 8)
 
+
+
+def test_verify_fails_closed_on_nan_weights(llama_factory, tiny_tokenizer, tmp_path):
+    """A NaN in the exported weights is a failure of its own, never 'max |Δlogit| nan'."""
+    model = llama_factory("gqa_head_dim16", seed=14)
+    plan = random_plan(HeadGeometry.of(model.config), seed=3)
+    _export(model, plan, tiny_tokenizer, tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    weights["model.layers.0.self_attn.o_proj.bias"][0] = float("nan")
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(GcmEditError, match="verification failed.*hold NaN or inf"):
+        verify_export(tmp_path, model, plan, _prompts(tiny_tokenizer), 4)
+
+
+def test_verify_fails_closed_when_the_steered_model_overflows(
+    llama_factory, tiny_tokenizer, tmp_path
+):
+    """A finite plan whose hooked model gives inf/NaN logits fails with its own message."""
+    model = llama_factory("gqa_head_dim16", seed=14)
+    model.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+    huge = random_plan(HeadGeometry.of(model.config), seed=3)
+    huge.alpha = 1e39  # finite as a Python float, inf once applied in fp32
+    with pytest.raises(GcmEditError, match="hooked steered model itself gives non-finite"):
+        verify_export(tmp_path, model, huge, _prompts(tiny_tokenizer), 4)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from tiny import random_plan
 
+from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.plan import SteeringPlan, n_selected, select_heads
 
@@ -106,3 +107,34 @@ def test_composed_plan_equals_summed_hooks(llama_factory):
     torch.testing.assert_close(baked, hooked, rtol=0, atol=1e-4)
     assert composed.alpha == 1.0 and composed.scales == [1.5, 0.75, 3.0, 3.0]
 
+
+
+@pytest.mark.parametrize("field", ["alpha", "vectors", "scales"])
+def test_plan_with_nan_or_inf_is_refused(field):
+    """A plan carrying NaN or inf never exists, so nothing can be baked from it."""
+    geometry = HeadGeometry(3, 4, 16)
+    good = random_plan(geometry)
+    bad = {
+        "alpha": dict(alpha=float("inf")),
+        "vectors": dict(vectors=torch.full_like(good.vectors, float("nan"))),
+        "scales": dict(scales=[float("nan")] * len(good.scales)),
+    }[field]
+    kwargs = dict(
+        geometry=geometry, heads=good.heads, vectors=good.vectors, alpha=1.0, scales=good.scales
+    )
+    with pytest.raises(GcmEditError, match="NaN or inf"):
+        SteeringPlan(**{**kwargs, **bad})
+
+
+def test_pushes_compare_steering_with_the_heads_own_norm():
+    """push = |α·c|·‖δ‖ / E‖z‖ of that head."""
+    geometry = HeadGeometry(3, 4, 16)
+    plan = random_plan(geometry)
+    head_norm = torch.full((3, 4), 2.0)
+    expected = [
+        abs(plan.alpha * c) * float(v.norm()) / 2.0
+        for v, c in zip(plan.vectors, plan.scales, strict=True)
+    ]
+    assert plan.pushes(head_norm) == pytest.approx(expected)
+    rows = plan.describe(head_norm)
+    assert [row["push"] for row in rows] == pytest.approx(expected)

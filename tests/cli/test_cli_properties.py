@@ -1,0 +1,118 @@
+"""Property-based: whatever recipe or option values a user throws at `gcm-edit export`, the
+answer is one `error:` line and exit code 2, no traceback, and nothing written.
+
+`--model` names a folder that does not exist, so an input that happens to be valid also ends
+in a (one-line, exit 2) error before any model is loaded: the property holds for every input.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from gcm_edit.cli.app import app
+
+VERSE = yaml.safe_load((Path(__file__).resolve().parents[2] / "recipes" / "verse.yaml").read_text())
+MISSING_MODEL = "/nonexistent/gcm-edit-test-model"
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def mutated_recipes(draw) -> str:
+    """The verse recipe with a few fields deleted, replaced by junk, or junk fields added."""
+    recipe = copy.deepcopy(VERSE)
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(sorted(recipe) + ["extra_field"]))
+        action = draw(st.sampled_from(["delete", "replace"]))
+        if action == "delete" and key in recipe:
+            del recipe[key]
+        else:
+            recipe[key] = draw(values)
+    return yaml.safe_dump(recipe, allow_unicode=True)
+
+
+recipe_texts = mutated_recipes() | values.map(lambda v: yaml.safe_dump(v, allow_unicode=True))
+option_values = (
+    st.floats(allow_nan=True, allow_infinity=True).map(repr)
+    | st.integers(-(10**12), 10**12).map(str)
+    | st.text(max_size=12).filter(lambda s: not s.startswith("-"))
+)
+OPTIONS = [
+    "--alpha",
+    "--k",
+    "--batch-size",
+    "--method",
+    "--positions",
+    "--intervention",
+    "--n-train",
+    "--max-new-tokens",
+    "--lambda-f",
+    "--scale-lr",
+    "--auto-alphas",
+    "--format",
+    "--precision",
+    "--strategy",
+    "--devices",
+]
+
+
+def assert_refused(result, out: Path) -> None:
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
+
+
+@PROPERTY
+@given(text=recipe_texts)
+def test_any_recipe_text_is_refused_cleanly(tmp_path_factory, text):
+    folder = tmp_path_factory.mktemp("recipe")
+    recipe = folder / "concept.yaml"
+    recipe.write_text(text)
+    out = folder / "out"
+    args = ["export", "--concept", str(recipe), "--model", MISSING_MODEL, "--out", str(out)]
+    assert_refused(CliRunner().invoke(app, args), out)
+
+
+@PROPERTY
+@given(blob=st.binary(min_size=1, max_size=200))
+def test_any_recipe_bytes_are_refused_cleanly(tmp_path_factory, blob):
+    folder = tmp_path_factory.mktemp("recipe")
+    recipe = folder / "concept.yaml"
+    recipe.write_bytes(blob)
+    out = folder / "out"
+    args = ["export", "--concept", str(recipe), "--model", MISSING_MODEL, "--out", str(out)]
+    assert_refused(CliRunner().invoke(app, args), out)
+
+
+@PROPERTY
+@given(chosen=st.lists(st.tuples(st.sampled_from(OPTIONS), option_values), min_size=1, max_size=4))
+def test_any_option_values_are_refused_cleanly(tmp_path_factory, chosen):
+    out = tmp_path_factory.mktemp("options") / "out"
+    args = ["export", "--model", MISSING_MODEL, "--out", str(out)]
+    for option, value in chosen:
+        args += [option, value]
+    assert_refused(CliRunner().invoke(app, args), out)
