@@ -10,12 +10,14 @@ from gcm_edit.commands.run import SteeringRun, reject_sharding
 from gcm_edit.commands.settings import CalibrateSettings
 from gcm_edit.console import console
 from gcm_edit.evaluation.plan_results import PlanResult, best, results_table, write_csv
+from gcm_edit.output import check_output_file
 from gcm_edit.tables import print_tables
 
 
 def calibrate(settings: CalibrateSettings) -> list[PlanResult]:
     reject_sharding(settings)
     run = SteeringRun(settings)
+    check_output_file(settings.out, run.model_ref.source)
     questions = run.recipe.validation[: settings.n_validation]
     rows = [measure(run, questions, None, "base")]
     rows += [

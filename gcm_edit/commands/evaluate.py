@@ -15,6 +15,7 @@ from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import EvalSettings
 from gcm_edit.console import console
 from gcm_edit.evaluation.answers import metrics_table
+from gcm_edit.output import check_output_file
 from gcm_edit.tables import Column, ResultTable, print_tables
 
 
@@ -29,6 +30,8 @@ def reference_name(settings: EvalSettings) -> str:
 
 def evaluate_model(settings: EvalSettings) -> dict:
     run = Run(settings)
+    if settings.out:
+        check_output_file(settings.out, run.model_ref.source)
     reference = Run(settings.model_copy(update={"model": reference_name(settings)}))
     same = reference.model_ref.fingerprint() == run.model_ref.fingerprint()
     reference = run if same else reference

@@ -202,7 +202,12 @@ def export(settings: ExportSettings) -> Path | None:
     reject_sharding(settings)
     token = check_token(settings.push_to_hub) if settings.push_to_hub else None
     run = SteeringRun(settings)
-    out = check_output(settings.out or run.default_out(), settings.force)
+    out = check_output(
+        settings.out or run.default_out(),
+        settings.force,
+        run.model_ref.source,
+        writer=run.is_rank_zero,
+    )
     if settings.gguf:
         if settings.format == "adapter":
             raise GcmEditError("--gguf needs --format full (llama.cpp loads whole checkpoints)")

@@ -25,7 +25,10 @@ def score(settings: ScoreSettings) -> Path | None:
     run = SteeringRun(settings)
     method = METHODS[settings.method]
     out = check_output(
-        settings.out or run.default_out(f"-{settings.method}-scores"), settings.force
+        settings.out or run.default_out(f"-{settings.method}-scores"),
+        settings.force,
+        run.model_ref.source,
+        writer=run.is_rank_zero,
     )
     scores = run.scores(settings.positions, settings.method)
     if not run.is_rank_zero:

@@ -103,7 +103,12 @@ def markdown_report(rows: list[PlanResult], title: str) -> str:
 
 def sweep(settings: SweepSettings) -> Path:
     run = SteeringRun(settings)
-    out = check_output(settings.out or run.default_out("-sweep"), settings.force)
+    out = check_output(
+        settings.out or run.default_out("-sweep"),
+        settings.force,
+        run.model_ref.source,
+        writer=run.is_rank_zero,
+    )
     questions = run.recipe.validation[: settings.n_validation]
     positions, intervention = settings.positions, settings.intervention
     rows = [measure(run, questions, None, "base")]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
+from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME, default_model_dir
 from gcm_edit.model.architectures import arch_spec
@@ -51,6 +54,32 @@ def resolve_model(name: str) -> ModelRef:
     return ModelRef(name, name)
 
 
+def parse_device(text: str) -> str:
+    """`--device`: auto (CUDA when there is one, else the CPU) or a device this machine has,
+    checked before any work, so a typo or a missing GPU is one line and not a crash mid-run."""
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise GcmEditError(
+            f"--device {text!r} is not a device (auto, cpu, cuda, cuda:1, mps, ...)"
+        ) from None
+    counts = {
+        "cpu": 1,
+        "cuda": torch.cuda.device_count(),
+        "mps": int(torch.backends.mps.is_available()),
+    }
+    if device.type not in counts:
+        raise GcmEditError(f"--device {text}: gcm-edit runs on cpu, cuda or mps")
+    n = counts[device.type]
+    if (device.index or 0) >= n:
+        raise GcmEditError(
+            f"--device {text}: this machine has {n} {device.type} device{'' if n == 1 else 's'}"
+        )
+    return text
+
+
 def _hub_error(ref: ModelRef, exc: Exception) -> GcmEditError:
     return GcmEditError(
         f"could not load {ref.name!r} ({type(exc).__name__}): pass a local HF folder with "
@@ -73,7 +102,30 @@ def load_config(ref: ModelRef, trust_remote_code: bool = False):
     except OSError as exc:
         raise _hub_error(ref, exc) from exc
     arch_spec(config)
+    if getattr(config, "auto_map", None) and not trust_remote_code:
+        _warn_once(
+            f"[yellow]warning:[/] {ref.name} ships its own model code (auto_map), which is not "
+            f"run: it is loaded as the plain {config.model_type} architecture "
+            "(--trust-remote-code runs its code)"
+        )
     return config
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """Print a warning once per process (several runs of one command load the same config)."""
+    console.print(message, soft_wrap=True)
+
+
+def _damaged_weights(ref: ModelRef) -> str:
+    """The first local safetensors file whose header cannot be read (else the model's name)."""
+    for path in sorted(Path(ref.source).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except SafetensorError:
+            return str(path)
+    return ref.name
 
 
 def load_model(
@@ -84,13 +136,19 @@ def load_model(
 
     config = config if config is not None else load_config(ref, trust_remote_code)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            ref.source,
-            config=config,
-            dtype=torch.float32,
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-        )
+        with console.status(f"loading {ref.name}"):
+            model = AutoModelForCausalLM.from_pretrained(
+                ref.source,
+                config=config,
+                dtype=torch.float32,
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+            )
+    except SafetensorError as exc:
+        raise GcmEditError(
+            f"unreadable weights in {_damaged_weights(ref)} ({exc}): the file may be truncated; "
+            "download or save the model again"
+        ) from exc
     except OSError as exc:
         if "safetensors" in str(exc).lower():
             raise GcmEditError(

@@ -16,6 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from gcm_edit.errors import GcmEditError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "recipes"
+# libyaml's loader when PyYAML has it: ten times faster on a recipe of 200k questions
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Directive(BaseModel):
@@ -145,7 +147,7 @@ def recipe_path(concept: str) -> Path:
 
 def _yaml_line(text: str, loc: tuple) -> int | None:
     """1-based line of the YAML node at `loc` (keys and list indices), or its nearest parent."""
-    node = yaml.compose(text)
+    node = yaml.compose(text, Loader=YAML_LOADER)
     line = None
     for part in loc:
         line = node.start_mark.line + 1
@@ -223,9 +225,16 @@ def _materialise(recipe: Recipe, recipe_file: Path) -> Recipe:
 def load_recipe(concept: str) -> Recipe:
     """Load and validate a recipe (built-in name or YAML path) before any model is loaded."""
     path = recipe_path(concept)
-    text = path.read_text()
     try:
-        data = yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GcmEditError(
+            f"malformed recipe {path}: not UTF-8 text (byte {exc.start}); a recipe is YAML"
+        ) from None
+    except OSError as exc:
+        raise GcmEditError(f"cannot read recipe {path} ({exc.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from rich.progress import track
+
+from gcm_edit.console import progress
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def generate(
     device = next(model.parameters()).device
     responses: list[list[int]] = []
     starts = range(0, len(prompts), batch_size)
-    for start in track(starts, description=description, transient=True):
+    for start in progress(starts, description):
         chunk = prompts[start : start + batch_size]
         width = max(len(p) for p in chunk)
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=device)
@@ -60,4 +61,5 @@ def generate(
 
 
 def decode(tokenizer, responses: list[list[int]]) -> list[str]:
-    return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in responses]
+    texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+    return [text.strip() for text in texts]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from gcm_edit.inputs.prompts import encode_prompt, training_prompts
+from gcm_edit.console import progress
+from gcm_edit.inputs.prompts import encode_prompts, training_prompts
 from gcm_edit.inputs.recipe import Recipe
 from gcm_edit.judges import Judge, make_judge
 from gcm_edit.model.generation import Decoding, decode, generate
@@ -39,6 +40,11 @@ class PairSet:
         return cls(**{**data, "pairs": [Pair(**p) for p in data["pairs"]]})
 
 
+def judged(judge: Judge, texts: list[str], side: str) -> list[bool]:
+    """The judge's verdict on each answer, behind a progress bar (an LLM judge is slow)."""
+    return [judge(text) for text in progress(texts, f"pairs: judging {side} answers")]
+
+
 def build_pairs(
     model,
     tokenizer,
@@ -54,15 +60,15 @@ def build_pairs(
     judge = judge or make_judge(recipe.judge)
     questions = [label for label, _, _ in training]
     prompts = {
-        side: [encode_prompt(tokenizer, item[index]) for item in training]
-        for index, side in ((1, "original"), (2, "contrast"))
+        side: encode_prompts(tokenizer, [item[i] for item in training], f"pairs: {side} prompts")
+        for i, side in ((1, "original"), (2, "contrast"))
     }
     responses = {
         side: generate(model, tokenizer, ids, decoding, batch_size, f"pairs: {side} answers")
         for side, ids in prompts.items()
     }
     texts = {side: decode(tokenizer, r) for side, r in responses.items()}
-    has_concept = {side: [judge(t) for t in texts[side]] for side in texts}
+    has_concept = {side: judged(judge, texts[side], side) for side in texts}
     kept, dropped = [], []
     for i, question in enumerate(questions):
         pair = Pair(
