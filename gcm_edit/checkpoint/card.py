@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gcm_edit.checkpoint.manifest import Manifest, composition_table
+from gcm_edit.evaluation.answers import PROMPTED
 from gcm_edit.scoring.methods import METHODS
 
 
@@ -121,7 +122,7 @@ success, with its own plan alone and in this composed model, shows the interfere
 def model_card(manifest: Manifest) -> str:
     base, recipe, steering = manifest.base_model, manifest.recipe, manifest.steering
     decoding, fluency, retention = manifest.decoding, recipe.fluency, manifest.retention
-    metrics, retention_table = manifest.tables()[:2]
+    metrics, retention_table, capability_table = manifest.tables()[:3]
     samples = "\n\n".join(
         f"**Q:** {s.question}\n\n*base:*\n\n{_quote(s.base)}\n\n*steered:*\n\n{_quote(s.steered)}"
         for s in manifest.samples[:3]
@@ -150,16 +151,24 @@ stack with no extra code (saved as `{manifest.export.export_class}`).{_window(ma
 {recipe.heldout_size} held-out questions asked with **no directive**, greedy decoding with
 `no_repeat_ngram_size={decoding.no_repeat_ngram_size}`, {decoding.max_new_tokens} new tokens
 (shipped in `generation_config.json`: measure with other decoding and results may differ).
-Success = concept judged present ∧ fluent (≥{fluency["min_words"]} words, repeated
-word-{fluency["ngram"]}-gram rate ≤ {fluency["max_repeated_rate"]}, base-model
-perplexity ≤ {fluency["max_perplexity"]}).
+Success = concept judged present ∧ fluent ∧ relevant. Fluent: ≥{fluency["min_words"]} words,
+repeated word-{fluency["ngram"]}-gram rate ≤ {fluency["max_repeated_rate"]}, no word more than
+{fluency["max_word_run"]} times in a row, no content word above {fluency["max_word_share"]:.0%}
+of the answer, ≤ {fluency["max_repeated_lines"]:.0%} repeated lines, base-model perplexity ≤
+{fluency["max_perplexity"]}. Relevant: the base model finds the answer more likely after its own
+question than after other questions (pointwise mutual information > 0 nats per token). Every
+rate is shown with its 95% Wilson interval. `{PROMPTED}` is the base model asked the same
+questions *with* the recipe's directive: the prompting reference steering has to match.
 
 {metrics.markdown()}
 
-Retention on {retention.n_prompts} neutral prompts shipped with gcm-edit (mean KL(base ‖ steered)
-of next-token distributions, nats per token) and the perplexity of a neutral paragraph:
+Retention on {retention.n_prompts} neutral prompts shipped with gcm-edit: KL(base ‖ steered)
+in nats per token over the prompts, at the first answer token, and over the base model's own
+greedy continuation (on-policy); and the perplexity of a neutral paragraph:
 
 {retention_table.markdown()}
+
+{capability_table.markdown()}
 
 Contrastive pairs: {manifest.pairs.kept} kept of {manifest.pairs.n_questions}
 training questions (the model followed the contrast directive in

@@ -14,7 +14,9 @@ from gcm_edit.cache import read_json, write_json
 from gcm_edit.checkpoint.verify import Verification
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import Evaluation, metrics_table
+from gcm_edit.evaluation.capability import Capability
 from gcm_edit.evaluation.plan_results import PlanResult
+from gcm_edit.evaluation.rates import Rate
 from gcm_edit.evaluation.retention import Retention
 from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME
 from gcm_edit.tables import Column, ResultTable
@@ -137,9 +139,10 @@ class PlanComparison(Section):
 
     plan: str
     heads: int
-    success: float
-    concept: float
-    fluent: float
+    success: Rate
+    concept: Rate
+    fluent: Rate
+    relevant: Rate
     kl: float
 
 
@@ -157,9 +160,10 @@ class ScaleLearningReport(Section):
         columns = [
             Column("plan", lambda r: "learned scales" if r.plan == "steered" else r.plan),
             Column("heads", lambda r: r.heads),
-            Column("success", lambda r: r.success, ".0%"),
-            Column("concept", lambda r: r.concept, ".0%"),
-            Column("fluent", lambda r: r.fluent, ".0%"),
+            Column("success", lambda r: r.success),
+            Column("concept", lambda r: r.concept, "short"),
+            Column("fluent", lambda r: r.fluent, "short"),
+            Column("relevant", lambda r: r.relevant, "short"),
             Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
         ]
         title = "Learned scales vs the best uniform α at the same number of heads (held-out)"
@@ -173,9 +177,9 @@ class CompositionRow(Section):
     recipe_sha256: str
     heads: list[list[int]]
     alpha: float
-    base_success: float
-    alone_success: float
-    composed_success: float
+    base_success: Rate
+    alone_success: Rate
+    composed_success: Rate
 
 
 def composition_table(rows: list[CompositionRow]) -> ResultTable:
@@ -183,9 +187,9 @@ def composition_table(rows: list[CompositionRow]) -> ResultTable:
         Column("concept", lambda r: r.concept),
         Column("heads", lambda r: len(r.heads)),
         Column("α", lambda r: r.alpha, "g"),
-        Column("base", lambda r: r.base_success, ".0%"),
-        Column("alone", lambda r: r.alone_success, ".0%"),
-        Column("composed", lambda r: r.composed_success, ".0%"),
+        Column("base", lambda r: r.base_success),
+        Column("alone", lambda r: r.alone_success),
+        Column("composed", lambda r: r.composed_success),
     ]
     return ResultTable("Composed concepts: each concept's held-out success", columns, rows)
 
@@ -202,8 +206,9 @@ class Manifest(Section):
     decoding: DecodingInfo
     pairs: PairsInfo
     selection: Selection
-    metrics: dict[str, Evaluation]
+    metrics: dict[str, Evaluation]  # base, steered, prompted (the prompting reference), ...
     retention: Retention
+    capability: Capability
     samples: list[Sample]
     scale_learning: ScaleLearningReport | None = None
     composition: list[CompositionRow] | None = None
@@ -242,7 +247,11 @@ class Manifest(Section):
             f"{self.recipe.name}: held-out questions, no directive "
             f"({len(s.heads)} heads, {s.intervention}, α={s.alpha})"
         )
-        tables = [metrics_table(title, self.metrics), self.retention.table()]
+        tables = [
+            metrics_table(title, self.metrics),
+            self.retention.table(),
+            self.capability.table(),
+        ]
         if self.scale_learning:
             tables.append(self.scale_learning.table())
         if self.composition:

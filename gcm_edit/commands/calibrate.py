@@ -9,7 +9,13 @@ from gcm_edit.commands.candidates import measure
 from gcm_edit.commands.run import SteeringRun, reject_sharding
 from gcm_edit.commands.settings import CalibrateSettings
 from gcm_edit.console import console
-from gcm_edit.evaluation.plan_results import PlanResult, best, results_table, write_csv
+from gcm_edit.evaluation.plan_results import (
+    PlanResult,
+    best,
+    results_table,
+    separation_note,
+    write_csv,
+)
 from gcm_edit.output import check_output_file
 from gcm_edit.tables import print_tables
 
@@ -39,6 +45,8 @@ def calibrate(settings: CalibrateSettings) -> list[PlanResult]:
     top = best(rows[1:])
     console.print(
         f"best on validation: positions={top.positions} α={top.alpha} "
-        f"(success {top.success:.0%}, KL {top.kl:.4f}); table written to {settings.out}"
+        f"(success {top.success}, KL {top.kl:.4f}); table written to {settings.out}"
     )
+    if note := separation_note(rows[1:], "setting"):
+        console.print(f"[yellow]note:[/] {note}")
     return rows

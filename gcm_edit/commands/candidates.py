@@ -2,7 +2,8 @@
 
 `calibrate` (positions × α), `sweep` (method × k × α), `export --alpha auto` and the
 learned-scales rival all score a candidate the same way: success (concept ∧ fluent) on the
-validation questions, with KL(base ‖ steered) on neutral prompts as the tie-breaker.
+validation questions (concept ∧ fluent ∧ relevant, with its 95% interval), with KL(base ‖
+steered) on neutral prompts as the tie-breaker.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ def measure(
         method=method,
         **keys,
         n_heads=0 if plan is None else len(plan.steered_heads),
-        success=ev.success_rate,
-        concept=ev.concept_rate,
-        fluent=ev.fluent_rate,
-        repeated_ngram_rate=round(ev.repeated_ngram_rate, 4),
+        success=ev.success,
+        concept=ev.concept,
+        fluent=ev.fluent,
+        relevant=ev.relevant,
         median_perplexity=round(ev.median_perplexity, 2),
         grade=round(ev.grade, 4),
         kl=0.0 if plan is None else round(run.retention(plan).kl, 5),

@@ -1,8 +1,10 @@
 """`gcm-edit eval`: judge any model folder (a steered export, the base, any HF model) on a recipe.
 
 The model answers the recipe's questions with no directive and no hooks: what a user of the
-checkpoint would get. Fluency perplexity and KL are measured against the reference model
-(the base an export names in gcm_edit.json, or --base); answers are cached per model.
+checkpoint would get. Fluency perplexity, relevance and KL are measured against the reference
+model (the base an export names in gcm_edit.json, or --base), which also answers the
+questions bare and with the recipe's directive (the prompting reference) and the factual
+questions (capability retention). Answers are cached per model.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from gcm_edit.checkpoint.manifest import MANIFEST_FILE, Manifest
 from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import EvalSettings
 from gcm_edit.console import console
-from gcm_edit.evaluation.answers import metrics_table
+from gcm_edit.evaluation.answers import PROMPTED, metrics_table
 from gcm_edit.output import check_output_file
 from gcm_edit.tables import Column, ResultTable, print_tables
 
@@ -41,6 +43,13 @@ def evaluate_model(settings: EvalSettings) -> dict:
         answered["reference"] = reference.answers(
             f"{settings.split} answers (reference)", questions, None
         )
+    if run.recipe.directive is not None:
+        answered[PROMPTED] = reference.answers(
+            f"{settings.split} answers ({PROMPTED} reference)",
+            questions,
+            None,
+            directive=run.recipe.directive,
+        )
     _ = reference.model  # loaded outside the judging timer
     with run.stage("judging"):
         metrics = {
@@ -48,6 +57,7 @@ def evaluate_model(settings: EvalSettings) -> dict:
         }
     with run.stage("retention"):
         retention = run.retention(base=reference)
+    capability = run.capability(None, base=reference)
     tables = [
         metrics_table(
             f"{run.model_ref.name} on '{run.recipe.name}' ({settings.split}, "
@@ -55,6 +65,7 @@ def evaluate_model(settings: EvalSettings) -> dict:
             metrics,
         ),
         retention.table(),
+        capability.table(),
     ]
     if settings.samples and "reference" in metrics:
         pairs = zip(metrics["reference"].answers, metrics["evaluated"].answers, strict=True)
@@ -73,6 +84,7 @@ def evaluate_model(settings: EvalSettings) -> dict:
         "split": settings.split,
         "metrics": {label: ev.model_dump() for label, ev in metrics.items()},
         "retention": retention.model_dump(),
+        "capability": capability.model_dump(),
         "answers": metrics["evaluated"].answers,
     }
     if settings.out:

@@ -33,8 +33,8 @@ from gcm_edit.commands.run import Run, SteeringRun, reject_sharding
 from gcm_edit.commands.settings import ExportSettings
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
-from gcm_edit.evaluation.answers import Evaluation
-from gcm_edit.evaluation.plan_results import results_table
+from gcm_edit.evaluation.answers import PROMPTED, Evaluation
+from gcm_edit.evaluation.plan_results import results_table, separation_note
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.architectures import window_limit
 from gcm_edit.output import check_output, invocation, staged_folder, weights_bytes
@@ -70,22 +70,33 @@ def choose_strength(run: SteeringRun) -> Strength:
     print_tables(results_table(f"{run.recipe.name}: choosing on the validation split", rows))
     console.print(
         f"chosen on validation: α={top.alpha}, k={top.k_percent}% "
-        f"(success {top.success:.0%}, KL {top.kl:.4f})"
+        f"(success {top.success}, KL {top.kl:.4f})"
     )
+    if note := separation_note(rows, "candidate"):
+        console.print(f"[yellow]note:[/] {note}")
     chosen = {"alpha": top.alpha, "k_percent": top.k_percent}
     selection = Selection(alpha=s.alpha, k_percent=s.k_percent, chosen=chosen, validation=rows)
     return Strength(top.alpha, top.k_percent, selection)
 
 
 def evaluate_heldout(
-    run: Run, plans: dict[str, SteeringPlan | None], n_heldout: int | None
+    run: Run,
+    plans: dict[str, SteeringPlan | None],
+    n_heldout: int | None,
+    prompting_reference: bool = True,
 ) -> dict[str, Evaluation]:
-    """Held-out answers (no directive) of each plan (None: the base model), judged."""
+    """Held-out answers (no directive) of each plan (None: the base model), judged; plus the
+    prompting reference, the base model asked with the recipe's contrast directive (the
+    baseline steering has to beat; recipes of explicit pairs have no directive, so none)."""
     questions = run.recipe.heldout[:n_heldout]
     answers = {
         name: run.answers(f"held-out answers ({name})", questions, plan)
         for name, plan in plans.items()
     }
+    if prompting_reference and run.recipe.directive is not None:
+        answers[PROMPTED] = run.answers(
+            f"held-out answers ({PROMPTED})", questions, None, directive=run.recipe.directive
+        )
     _ = run.model  # loaded outside the judging timer
     with run.stage("judging"):
         return {name: run.judged(questions, texts) for name, texts in answers.items()}
@@ -100,9 +111,9 @@ def composition_row(
         recipe_sha256=run.recipe.sha256(),
         heads=[list(h) for h in alone.steered_heads],
         alpha=alone.alpha,
-        base_success=metrics["base"].success_rate,
-        alone_success=metrics["alone"].success_rate,
-        composed_success=metrics["steered"].success_rate,
+        base_success=metrics["base"].success,
+        alone_success=metrics["alone"].success,
+        composed_success=metrics["steered"].success,
     )
 
 
@@ -128,7 +139,8 @@ def compose_concepts(
     judged = []
     for other, plan in zip(others, alone, strict=True):
         plans = {"base": None, "alone": plan, "steered": composed}
-        judged.append((other, plan, evaluate_heldout(other, plans, s.n_heldout)))
+        metrics = evaluate_heldout(other, plans, s.n_heldout, prompting_reference=False)
+        judged.append((other, plan, metrics))
     return composed, judged
 
 
@@ -141,9 +153,10 @@ def comparison(
         PlanComparison(
             plan=name,
             heads=len(plan.steered_heads),
-            success=metrics[name].success_rate,
-            concept=metrics[name].concept_rate,
-            fluent=metrics[name].fluent_rate,
+            success=metrics[name].success,
+            concept=metrics[name].concept,
+            fluent=metrics[name].fluent,
+            relevant=metrics[name].relevant,
             kl=kl,
         )
         for name, plan, kl in rows
@@ -244,6 +257,7 @@ def export(settings: ExportSettings) -> Path | None:
         retention = run.retention(plan)
         if learned is not None:
             kl_rival = run.retention(learned.rival).kl
+    capability = run.capability(plan)
     head_norm = run.deltas[HEAD_NORM]
     warn_overpush(plan, head_norm)
     limit = window_limit(run.config) if plan.heads else None
@@ -323,6 +337,7 @@ def export(settings: ExportSettings) -> Path | None:
             selection=strength.selection,
             metrics=metrics,
             retention=retention,
+            capability=capability,
             samples=[
                 Sample(question=b["question"], base=b["answer"], steered=st["answer"])
                 for b, st in zip(

@@ -23,10 +23,18 @@ from gcm_edit.commands.settings import ConceptSettings, ScoringSettings
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import Evaluation, answer_questions, judge_answers
-from gcm_edit.evaluation.retention import Retention, measure_retention
-from gcm_edit.inputs.loading import load_config, load_model, load_tokenizer, resolve_model
+from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
+from gcm_edit.evaluation.retention import Retention, base_continuations, measure_retention
+from gcm_edit.inputs.factual import factual_items
+from gcm_edit.inputs.loading import (
+    load_config,
+    load_model,
+    load_tokenizer,
+    parse_device,
+    resolve_model,
+)
 from gcm_edit.inputs.prompts import training_prompts
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe import Directive, load_recipe
 from gcm_edit.judges import Judge, make_judge
 from gcm_edit.model.generation import Decoding
 from gcm_edit.model.heads import HeadGeometry
@@ -58,12 +66,6 @@ def checked_tensors(
     return tensors
 
 
-def pick_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def reject_sharding(settings: ScoringSettings) -> None:
     """Commands that go on to generate and bake need the whole model on one device."""
     if settings.strategy == "fsdp":
@@ -89,7 +91,7 @@ class Run:
         self.decoding = Decoding(
             max_new_tokens=settings.max_new_tokens or self.recipe.max_new_tokens
         )
-        self.device = pick_device(settings.device)
+        self.device = parse_device(settings.device)
         self.dir = cache_root() / "runs" / f"{self.model_ref.slug}-{self.model_ref.fingerprint()}"
         self.timings: dict[str, float] = {}
         self._retention: dict[str, Retention] = {}
@@ -163,9 +165,18 @@ class Run:
         s = self.settings
         return self.recipe.judge if not s.judge_url else [s.judge_url, s.judge_model]
 
-    def answers(self, label: str, questions: list[str], plan: SteeringPlan | None) -> list[str]:
-        """Greedy answers to bare questions, base (plan None) or steered."""
+    def answers(
+        self,
+        label: str,
+        questions: list[str],
+        plan: SteeringPlan | None,
+        decoding: Decoding | None = None,
+        directive: Directive | None = None,
+    ) -> list[str]:
+        """Greedy answers to questions asked bare (or with `directive`'s contrast side: the
+        prompting reference), by the base model (plan None) or the steered one."""
         fingerprint = None if plan is None else plan.fingerprint()
+        decoding = decoding or self.decoding
 
         def decode(texts: Any) -> list[str]:
             if not (isinstance(texts, list) and len(texts) == len(questions)):
@@ -175,15 +186,16 @@ class Run:
         return self.cached(
             "answers-{key}.json",
             "answers",
-            stable_hash(__version__, questions, self.decoding, fingerprint),
+            stable_hash(__version__, questions, decoding, fingerprint, directive),
             lambda: answer_questions(
                 self.model,
                 self.tokenizer,
                 questions,
-                self.decoding,
+                decoding,
                 self.settings.batch_size,
                 plan,
                 label,
+                directive,
             ),
             decode=decode,
             label=label,
@@ -212,6 +224,17 @@ class Run:
             decode=lambda data: Evaluation(**data),
         )
 
+    @cached_property
+    def continuations(self) -> list[list[int]]:
+        """This model's greedy continuations of the neutral prompts (for on-policy KL)."""
+        return self.cached(
+            "continuations-{key}.json",
+            "continuations",
+            stable_hash(__version__, self.model_ref.fingerprint()),
+            lambda: base_continuations(self.model, self.tokenizer, self.settings.batch_size),
+            decode=lambda ids: [[int(t) for t in row] for row in ids],
+        )
+
     def retention(self, plan: SteeringPlan | None = None, base: Run | None = None) -> Retention:
         """KL(base ‖ this model under `plan`) and neutral perplexity; `base` defaults to this
         model unsteered."""
@@ -227,11 +250,30 @@ class Run:
                 "retention-{key}.json",
                 "retention",
                 key,
-                lambda: measure_retention(base.model, base.tokenizer, plan, self.model),
+                lambda: measure_retention(
+                    base.model,
+                    base.tokenizer,
+                    plan,
+                    self.model,
+                    base.continuations,
+                    self.settings.batch_size,
+                ),
                 encode=Retention.model_dump,
                 decode=Retention.model_validate,
             )
         return self._retention[key]
+
+    def capability(self, plan: SteeringPlan | None, base: Run | None = None) -> Capability:
+        """The shipped factual questions answered by `base` (default: this model, unsteered)
+        and by this model under `plan`."""
+        base = base or self
+        items = factual_items()
+        questions = [item.question for item in items]
+        answers = {
+            name: run.answers(f"factual answers ({name})", questions, steer, FACTUAL_DECODING)
+            for name, run, steer in (("base", base, None), ("steered", self, plan))
+        }
+        return Capability.judge(items, answers["base"], answers["steered"])
 
 
 class SteeringRun(Run):
@@ -305,6 +347,9 @@ class SteeringRun(Run):
     def scores(self, positions: str, method: str) -> torch.Tensor:
         """Head scores [L, H] by `method`; cached on disk (by rank 0) and in memory."""
         if (positions, method) not in self._scores:
+            _ = self.pairs  # the inputs' stages are timed apart from scoring
+            if METHODS[method].uses_deltas:
+                _ = self.deltas
             shape = {"scores": (self.geometry.n_layers, self.geometry.n_heads)}
             self._scores[positions, method] = self.cached(
                 "scores-{key}.safetensors",

@@ -39,12 +39,20 @@ def plot_sweep(rows: list[PlanResult], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for method in dict.fromkeys(r.method for r in rows if r.method not in REFERENCES):
         points = best_by_k(rows, method)
-        ax.plot(list(points), [p.success for p in points.values()], marker="o", label=method)
+        ks, rates = list(points), [p.success for p in points.values()]
+        ax.errorbar(
+            ks,
+            [r.rate for r in rates],
+            yerr=[[r.rate - r.low for r in rates], [r.high - r.rate for r in rates]],
+            marker="o",
+            capsize=3,
+            label=method,
+        )
     for method, style in (("all", "--"), ("base", ":")):
         if any(r.method == method for r in rows):
             top = best([r for r in rows if r.method == method])
             ax.axhline(
-                top.success,
+                top.success.rate,
                 ls=style,
                 color="gray",
                 label=f"{method} heads" if method == "all" else "base model",
@@ -54,7 +62,7 @@ def plot_sweep(rows: list[PlanResult], path: Path, title: str) -> None:
     ax.set_xticks(ks, [f"{k:g}" for k in ks])
     ax.minorticks_off()
     ax.set_xlabel("heads steered (% of all, best α per point)")
-    ax.set_ylabel("validation success (concept ∧ fluent)")
+    ax.set_ylabel("validation success, 95% interval\n(concept ∧ fluent ∧ relevant)")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
@@ -69,15 +77,14 @@ def by_k_table(rows: list[PlanResult]) -> ResultTable:
     def cell(k: float):
         def value(method: str) -> str:
             r = best_by_k(rows, method).get(k)
-            return "–" if r is None else f"{r.success:.0%} (α={r.alpha:g}, KL {r.kl:.3f})"
+            return "–" if r is None else f"{r.success} (α={r.alpha:g}, KL {r.kl:.3f})"
 
         return value
 
     methods = list(dict.fromkeys(r.method for r in rows if r.method not in REFERENCES))
     columns = [Column("method", str)] + [Column(f"k={k:g}%", cell(k)) for k in sparse_ks(rows)]
-    return ResultTable(
-        "Best α per cell: success (concept ∧ fluent), KL(base ‖ steered)", columns, methods
-    )
+    title = "Best α per cell: success (concept ∧ fluent ∧ relevant) [95% interval], KL"
+    return ResultTable(title, columns, methods)
 
 
 def markdown_report(rows: list[PlanResult], title: str) -> str:
@@ -86,12 +93,12 @@ def markdown_report(rows: list[PlanResult], title: str) -> str:
         if any(r.method == method for r in rows):
             top = best([r for r in rows if r.method == method])
             alpha = f" at α={top.alpha:g}" if method == "all" else ""
-            lines.append(f"{name}: success {top.success:.0%}{alpha}, KL {top.kl:.3f}.")
+            lines.append(f"{name}: success {top.success}{alpha}, KL {top.kl:.3f}.")
     overall = best([r for r in rows if r.method not in REFERENCES] or rows)
     lines += [
         "",
         f"Best sparse plan: **{overall.method}**, k={overall.k_percent}%, "
-        f"α={overall.alpha} → success {overall.success:.0%} "
+        f"α={overall.alpha} → success {overall.success} "
         f"({overall.n_heads} heads, KL {overall.kl:.3f}).",
         "",
         "## Every measurement",

@@ -1,4 +1,5 @@
-"""Stage 5: answer held-out questions (no directive) and judge concept ∧ fluency."""
+"""Stage 5: answer held-out questions (no directive) and judge each answer: concept present,
+fluent, and still about the question. Success = concept ∧ fluent ∧ relevant."""
 
 from __future__ import annotations
 
@@ -7,38 +8,45 @@ from contextlib import nullcontext
 
 from pydantic import BaseModel, Field
 
-from gcm_edit.evaluation.fluency import is_fluent, perplexities, repeated_ngram_rate
-from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.inputs.recipe import Recipe
+from gcm_edit.evaluation.fluency import fluency_figures, passes, perplexities
+from gcm_edit.evaluation.rates import Rate
+from gcm_edit.evaluation.relevance import MIN_PMI, relevance_pmi
+from gcm_edit.inputs.prompts import bare_prompts, chat_messages, encode_prompts
+from gcm_edit.inputs.recipe import Directive, Recipe
 from gcm_edit.judges import Judge
 from gcm_edit.model.generation import Decoding, decode, generate
 from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.tables import Column, ResultTable
+
+PROMPTED = "prompted"  # the prompting reference: the base model asked with the directive
 
 
 class Evaluation(BaseModel):
     """Judged answers to one split. The manifest keeps the figures; `answers` stays out."""
 
     n: int
-    success_rate: float  # concept present ∧ fluent
-    concept_rate: float
-    fluent_rate: float
+    success: Rate  # concept present ∧ fluent ∧ relevant
+    concept: Rate
+    fluent: Rate
+    relevant: Rate
     repeated_ngram_rate: float  # mean over answers
     median_perplexity: float  # under the base model
+    median_pmi: float  # relevance, nats per answer token (relevance.py)
     grade: float  # mean of the judge's graded figure (e.g. rhyme share for verse)
     grade_label: str
     answers: list[dict] = Field(default_factory=list, exclude=True)
 
 
 def metrics_table(title: str, metrics: dict[str, Evaluation]) -> ResultTable:
-    """One row per model or plan, e.g. base vs steered on the held-out questions."""
+    """One row per model or plan, e.g. base vs steered on the held-out questions; every rate
+    with its 95% interval."""
     grade = next(iter(metrics.values())).grade_label
     columns = [
         Column("model", lambda row: row[0]),
-        Column("success (concept ∧ fluent)", lambda row: row[1].success_rate, ".0%"),
-        Column("concept", lambda row: row[1].concept_rate, ".0%"),
-        Column("fluent", lambda row: row[1].fluent_rate, ".0%"),
-        Column("repeated bigrams", lambda row: row[1].repeated_ngram_rate, ".3f"),
+        Column("success", lambda row: row[1].success),
+        Column("concept", lambda row: row[1].concept),
+        Column("fluent", lambda row: row[1].fluent),
+        Column("relevant", lambda row: row[1].relevant),
         Column("median ppl", lambda row: row[1].median_perplexity, ".1f"),
         Column(grade, lambda row: row[1].grade, ".2f"),
     ]
@@ -53,9 +61,15 @@ def answer_questions(
     batch_size: int,
     plan: SteeringPlan | None = None,
     label: str = "answering",
+    directive: Directive | None = None,
 ) -> list[str]:
-    """Greedy answers to bare questions, optionally from the hooked steered model."""
-    prompts = bare_prompts(tokenizer, questions)
+    """Greedy answers to bare questions, optionally from the hooked steered model; with a
+    `directive`, asked with its contrast side (the prompting reference)."""
+    if directive is None:
+        prompts = bare_prompts(tokenizer, questions)
+    else:
+        conversations = [chat_messages(q, directive, "contrast") for q in questions]
+        prompts = encode_prompts(tokenizer, conversations)
     device = next(model.parameters()).device
     hooks = plan.apply(model, device) if plan is not None else nullcontext()
     with hooks:
@@ -63,32 +77,43 @@ def answer_questions(
 
 
 def judge_answers(
-    base_model, tokenizer, recipe: Recipe, judge: Judge, questions: list[str], texts: list[str]
+    base_model,
+    tokenizer,
+    recipe: Recipe,
+    judge: Judge,
+    questions: list[str],
+    texts: list[str],
+    batch_size: int = 8,
 ) -> Evaluation:
-    ppl = perplexities(base_model, tokenizer, texts)
+    """Concept (the recipe's judge), fluency and relevance (both under `base_model`)."""
+    ppl = perplexities(base_model, tokenizer, texts, batch_size)
+    pmi = relevance_pmi(base_model, tokenizer, questions, texts, batch_size)
     rows = []
-    for question, text, perplexity in zip(questions, texts, ppl, strict=True):
-        concept = judge(text)
-        fluent = is_fluent(text, perplexity, recipe.fluency)
+    for question, text, perplexity, relevance in zip(questions, texts, ppl, pmi, strict=True):
+        figures = fluency_figures(text, perplexity, recipe.fluency)
+        concept, fluent = judge(text), passes(figures, recipe.fluency)
+        relevant = relevance > MIN_PMI
         rows.append(
             {
                 "question": question,
                 "answer": text,
                 "concept": concept,
                 "fluent": fluent,
-                "success": concept and fluent,
-                "perplexity": round(perplexity, 2),
-                "repeated_ngram_rate": round(repeated_ngram_rate(text, recipe.fluency.ngram), 4),
+                "relevant": relevant,
+                "success": concept and fluent and relevant,
+                "pmi": round(relevance, 4),
+                **{k: round(v, 4) for k, v in figures.items()},
             }
         )
-    n = len(rows)
     return Evaluation(
-        n=n,
-        success_rate=sum(r["success"] for r in rows) / n,
-        concept_rate=sum(r["concept"] for r in rows) / n,
-        fluent_rate=sum(r["fluent"] for r in rows) / n,
+        n=len(rows),
+        success=Rate.of([r["success"] for r in rows]),
+        concept=Rate.of([r["concept"] for r in rows]),
+        fluent=Rate.of([r["fluent"] for r in rows]),
+        relevant=Rate.of([r["relevant"] for r in rows]),
         repeated_ngram_rate=statistics.fmean(r["repeated_ngram_rate"] for r in rows),
         median_perplexity=statistics.median(ppl),
+        median_pmi=statistics.median(pmi),
         grade=statistics.fmean(judge.grade(t) for t in texts),
         grade_label=judge.label,
         answers=rows,

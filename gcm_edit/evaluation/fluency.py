@@ -1,7 +1,10 @@
-"""Fluency: a steered answer that loops or turns to word salad is a failure, whatever its concept.
+"""Fluency: a steered answer that loops, stutters or turns to word salad is a failure,
+whatever its concept.
 
 Greedy decoding with no_repeat_ngram_size=3 cannot repeat a token 3-gram, so loops show up
-as repeated word *bigrams*; word salad shows up as high perplexity under the base model.
+as repeated word *bigrams*, as one word said again and again ("mine, mine, Mine Mine"), as
+one content word dominating the answer, or as the same line over and over; word salad shows
+up as high perplexity under the base model.
 """
 
 from __future__ import annotations
@@ -13,6 +16,48 @@ import torch
 from gcm_edit.inputs.recipe import Fluency
 from gcm_edit.judges.text import words
 from gcm_edit.model.batches import TokenBatch, response_logprob
+
+# Function words: never the "dominating" word of an answer.
+# fmt: off
+STOPWORDS = frozenset({
+    "a", "an", "the", "and", "or", "but", "if", "so", "of", "to", "in", "on", "at", "by", "for",
+    "with", "from", "as", "is", "are", "was", "were", "be", "been", "am", "it", "its", "it's",
+    "this", "that", "these", "those", "i", "you", "he", "she", "we", "they", "me", "my", "your",
+    "our", "their", "his", "her", "them", "us", "not", "no", "do", "does", "did", "can",
+    "could", "will", "would", "should", "may", "might", "must", "have", "has", "had", "there",
+    "here", "what", "which", "who", "how", "why", "when", "where", "all", "any", "some", "more",
+    "most", "very", "just", "than", "then", "too", "also", "into", "out", "up", "down", "over",
+    "about", "like",
+})
+# fmt: on
+MIN_CONTENT_WORDS = 8  # below this an answer is too short for a dominance figure
+
+
+def longest_word_run(text: str) -> int:
+    """Longest run of the same word in a row, case-insensitive ("Mine mine MINE" → 3)."""
+    best = run = 0
+    previous = None
+    for word in words(text):
+        run = run + 1 if word == previous else 1
+        best, previous = max(best, run), word
+    return best
+
+
+def top_word_share(text: str) -> float:
+    """Share of the answer's content words taken by its most frequent one (0 when short)."""
+    content = [w for w in words(text) if w not in STOPWORDS]
+    if len(content) < MIN_CONTENT_WORDS:
+        return 0.0
+    return max(content.count(w) for w in set(content)) / len(content)
+
+
+def repeated_line_rate(text: str) -> float:
+    """Share of non-empty lines that repeat an earlier line (words compared, case-insensitive)."""
+    lines = [tuple(words(line)) for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return 0.0
+    return 1.0 - len(set(lines)) / len(lines)
 
 
 def repeated_ngram_rate(text: str, n: int = 2) -> float:
@@ -39,9 +84,29 @@ def perplexities(model, tokenizer, texts: list[str], batch_size: int = 8) -> lis
     return out
 
 
+def fluency_figures(text: str, perplexity: float, fluency: Fluency) -> dict[str, float]:
+    """Every figure the fluency judgement looks at, for one answer (kept per answer)."""
+    return {
+        "words": len(words(text)),
+        "repeated_ngram_rate": repeated_ngram_rate(text, fluency.ngram),
+        "longest_word_run": longest_word_run(text),
+        "top_word_share": top_word_share(text),
+        "repeated_line_rate": repeated_line_rate(text),
+        "perplexity": perplexity,
+    }
+
+
 def is_fluent(text: str, perplexity: float, fluency: Fluency) -> bool:
+    return passes(fluency_figures(text, perplexity, fluency), fluency)
+
+
+def passes(figures: dict[str, float], fluency: Fluency) -> bool:
+    """Every figure within the recipe's limits (the limits are inclusive)."""
     return (
-        len(words(text)) >= fluency.min_words
-        and repeated_ngram_rate(text, fluency.ngram) <= fluency.max_repeated_rate
-        and perplexity <= fluency.max_perplexity
+        figures["words"] >= fluency.min_words
+        and figures["repeated_ngram_rate"] <= fluency.max_repeated_rate
+        and figures["longest_word_run"] <= fluency.max_word_run
+        and figures["top_word_share"] <= fluency.max_word_share
+        and figures["repeated_line_rate"] <= fluency.max_repeated_lines
+        and figures["perplexity"] <= fluency.max_perplexity
     )

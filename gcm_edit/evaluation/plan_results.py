@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from gcm_edit.evaluation.rates import Rate
 from gcm_edit.tables import Column, ResultTable
 
 
@@ -17,13 +18,27 @@ class PlanResult(BaseModel):
     k_percent: float = 0.0
     alpha: float = 0.0
     n_heads: int = 0
-    success: float  # concept ∧ fluent
-    concept: float
-    fluent: float
-    repeated_ngram_rate: float
+    success: Rate  # concept ∧ fluent ∧ relevant
+    concept: Rate
+    fluent: Rate
+    relevant: Rate
     median_perplexity: float
     grade: float
-    kl: float  # KL(base ‖ steered) per token on the neutral prompts
+    kl: float  # KL(base ‖ steered) per prompt token on the neutral prompts
+
+    def flat(self) -> dict:
+        """One CSV row: each rate as its value and 95% interval."""
+        row = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, dict):  # a Rate
+                row |= {
+                    name: value["rate"],
+                    f"{name}_low": value["low"],
+                    f"{name}_high": value["high"],
+                }
+            else:
+                row[name] = value
+        return row
 
 
 COLUMNS = [
@@ -32,10 +47,10 @@ COLUMNS = [
     Column("k%", lambda r: r.k_percent, "g"),
     Column("α", lambda r: r.alpha, "g"),
     Column("heads", lambda r: r.n_heads),
-    Column("success", lambda r: r.success, ".0%"),
-    Column("concept", lambda r: r.concept, ".0%"),
-    Column("fluent", lambda r: r.fluent, ".0%"),
-    Column("rep. bigrams", lambda r: r.repeated_ngram_rate, ".3f"),
+    Column("success", lambda r: r.success),
+    Column("concept", lambda r: r.concept, "short"),
+    Column("fluent", lambda r: r.fluent, "short"),
+    Column("relevant", lambda r: r.relevant, "short"),
     Column("ppl", lambda r: r.median_perplexity, ".1f"),
     Column("grade", lambda r: r.grade, ".2f"),
     Column("KL", lambda r: r.kl, ".3f"),
@@ -46,15 +61,35 @@ def results_table(title: str, rows: list[PlanResult]) -> ResultTable:
     return ResultTable(title, COLUMNS, rows)
 
 
+def ranked(rows: list[PlanResult]) -> list[PlanResult]:
+    """Best first: highest success; ties go to lower KL, then to fewer heads and smaller α."""
+    return sorted(rows, key=lambda r: (-r.success.rate, r.kl, r.n_heads, r.alpha))
+
+
 def best(rows: list[PlanResult]) -> PlanResult:
-    """Highest success; ties go to lower KL, then to fewer heads and smaller α."""
-    return max(rows, key=lambda r: (r.success, -r.kl, -r.n_heads, -r.alpha))
+    return ranked(rows)[0]
+
+
+def separation_note(rows: list[PlanResult], what: str) -> str | None:
+    """A warning when the best candidate's success is not separated from the runner-up's
+    (their 95% intervals overlap): the split is too small to tell them apart."""
+    if len(rows) < 2:
+        return None
+    top, runner_up = ranked(rows)[:2]
+    if top.success.separated_from(runner_up.success):
+        return None
+    return (
+        f"the best {what} (success {top.success}) is not separated from the runner-up "
+        f"(α={runner_up.alpha:g}, k={runner_up.k_percent:g}%: {runner_up.success}); "
+        "a larger validation split would be needed to tell them apart"
+    )
 
 
 def write_csv(rows: list[PlanResult], path: Path) -> None:
     """Every field, unformatted, one row per plan."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(PlanResult.model_fields))
+        flat = [row.flat() for row in rows]
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]))
         writer.writeheader()
-        writer.writerows(row.model_dump() for row in rows)
+        writer.writerows(flat)

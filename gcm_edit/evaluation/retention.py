@@ -1,8 +1,10 @@
 """Retention: how much steering changed the model away from the concept.
 
-KL(base ‖ steered) of next-token distributions, averaged over every position of a fixed set
-of neutral chat prompts, and the perplexity of a short neutral text under both models.
-Both ship with the project (inputs/neutral.yaml), so numbers compare across runs.
+KL(base ‖ steered) of next-token distributions on a fixed set of neutral chat prompts, three
+ways: over every prompt position (teacher-forced), at the first answer token alone (the
+figure heretic reports), and over the base model's own greedy continuation (on-policy: the
+text the base would actually write); plus the perplexity of a short neutral text under both
+models. All ship with the project (inputs/neutral.yaml), so numbers compare across runs.
 """
 
 from __future__ import annotations
@@ -16,19 +18,26 @@ from gcm_edit.evaluation.fluency import perplexities
 from gcm_edit.inputs.neutral import neutral_material
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.generation import Decoding, generate
 from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.tables import Column, ResultTable
 
+CONTINUATION_TOKENS = 32  # the base model's own greedy continuation, for on-policy KL
+
 
 class Retention(BaseModel):
-    kl: float  # mean KL(base ‖ steered) per next-token position, nats
+    kl: float  # mean KL(base ‖ steered) per prompt position, nats
+    kl_first_token: float  # mean KL at the first answer position
+    kl_on_policy: float  # mean KL per token of the base model's own greedy continuation
     neutral_ppl_base: float
     neutral_ppl_steered: float
     n_prompts: int
 
     def table(self) -> ResultTable:
         columns = [
-            Column("KL(base ‖ steered) per token", lambda r: r.kl, ".4f"),
+            Column("KL per prompt token", lambda r: r.kl, ".4f"),
+            Column("KL first answer token", lambda r: r.kl_first_token, ".4f"),
+            Column("KL on-policy", lambda r: r.kl_on_policy, ".4f"),
             Column("neutral text ppl: base", lambda r: r.neutral_ppl_base, ".2f"),
             Column("steered", lambda r: r.neutral_ppl_steered, ".2f"),
         ]
@@ -41,34 +50,57 @@ def _steered(base_model, plan: SteeringPlan | None):
     return plan.apply(base_model, device) if plan is not None else nullcontext()
 
 
+def base_continuations(base_model, tokenizer, batch_size: int = 8) -> list[list[int]]:
+    """The base model's greedy continuation of each neutral prompt (token ids)."""
+    prompts, _ = neutral_material()
+    decoding = Decoding(max_new_tokens=CONTINUATION_TOKENS)
+    ids = bare_prompts(tokenizer, list(prompts))
+    return generate(base_model, tokenizer, ids, decoding, batch_size, "retention: continuations")
+
+
 @torch.no_grad()
 def measure_retention(
     base_model,
     tokenizer,
     plan: SteeringPlan | None = None,
     steered_model=None,
+    continuations: list[list[int]] | None = None,
     batch_size: int = 8,
 ) -> Retention:
-    """Steered = `base_model` under `plan`, or another model (`steered_model`, same tokenizer)."""
+    """Steered = `base_model` under `plan`, or another model (`steered_model`, same tokenizer).
+    `continuations`: from `base_continuations` (computed here when not given)."""
     steered_model = steered_model if steered_model is not None else base_model
     prompts, text = neutral_material()
     ids = bare_prompts(tokenizer, list(prompts))
+    if continuations is None:
+        continuations = base_continuations(base_model, tokenizer, batch_size)
     device = next(base_model.parameters()).device
-    total, count = 0.0, 0
+    sums = {"prompt": [0.0, 0], "first": [0.0, 0], "continuation": [0.0, 0]}
     for start in range(0, len(ids), batch_size):
-        chunk = ids[start : start + batch_size]
-        batch = TokenBatch.build(chunk, [[] for _ in chunk], tokenizer.pad_token_id).to(device)
+        chunk, rest = ids[start : start + batch_size], continuations[start : start + batch_size]
+        batch = TokenBatch.build(chunk, rest, tokenizer.pad_token_id).to(device)
         base = torch.log_softmax(batch.run(base_model).logits.double(), dim=-1)
         with _steered(base_model, plan):
             steered = torch.log_softmax(batch.run(steered_model).logits.double(), dim=-1)
-        kl = (base.exp() * (base - steered)).sum(-1)  # [B, T]
-        total += float((kl * batch.attention_mask).sum())
-        count += int(batch.attention_mask.sum())
+        kl = (base.exp() * (base - steered)).sum(-1)  # [B, T]: at each next-token position
+        predicts_answer = torch.zeros_like(batch.response_mask)
+        predicts_answer[:, :-1] = batch.response_mask[:, 1:]  # position t predicts token t+1
+        first = predicts_answer & ~torch.roll(predicts_answer, 1, dims=1)
+        for name, mask in (
+            ("prompt", batch.prompt_mask),
+            ("first", first),
+            ("continuation", predicts_answer),
+        ):
+            sums[name][0] += float((kl * mask).sum())
+            sums[name][1] += int(mask.sum())
     (ppl_base,) = perplexities(base_model, tokenizer, [text])
     with _steered(base_model, plan):
         (ppl_steered,) = perplexities(steered_model, tokenizer, [text])
+    mean = {name: total / max(count, 1) for name, (total, count) in sums.items()}
     return Retention(
-        kl=total / count,
+        kl=mean["prompt"],
+        kl_first_token=mean["first"],
+        kl_on_policy=mean["continuation"],
         neutral_ppl_base=ppl_base,
         neutral_ppl_steered=ppl_steered,
         n_prompts=len(prompts),

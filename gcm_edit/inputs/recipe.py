@@ -42,6 +42,11 @@ class Fluency(BaseModel):
     max_repeated_rate: float = Field(default=0.35, ge=0.0, le=1.0)
     max_perplexity: float = Field(default=100.0, gt=1.0)
     min_words: int = Field(default=8, ge=1)
+    # Degenerate text the bigram rate misses: "mine, mine, Mine Mine" (a run of one word),
+    # one content word taking over an answer, the same line again and again.
+    max_word_run: int = Field(default=2, ge=1)
+    max_word_share: float = Field(default=0.25, gt=0.0, le=1.0)
+    max_repeated_lines: float = Field(default=0.34, ge=0.0, le=1.0)
 
 
 def _non_blank(text: str) -> str:
@@ -194,7 +199,7 @@ def _read_columns(recipe_file: Path, field: str, source, columns: list[str]) -> 
                 f"{where}: {path.name} has no column {column!r} "
                 f"(columns: {', '.join(data.column_names)})"
             )
-        values = data[column]
+        values = list(data[column])  # datasets 4 returns a lazy Column
         for row, value in enumerate(values, 1):
             if not isinstance(value, str) or not value.strip():
                 raise GcmEditError(f"{where}: {path.name} row {row}: column {column!r} is empty")

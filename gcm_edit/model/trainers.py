@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +19,19 @@ def device_args(device: torch.device, n_devices: int = 1) -> dict:
 
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Silence warnings that are expected here and tell a user nothing."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "predict returned None")  # results go into a buffer
-        warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")  # torch↔Lightning
-        warnings.filterwarnings("ignore", r".*module\(s\) in eval mode")  # frozen model on purpose
-        yield
+    """Silence warnings and notices that are expected here and tell a user nothing ("GPU
+    available: False", tips). Lightning sets its own log level when it is imported, so this
+    is done around each Trainer's life, not once at start-up."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "predict returned None")  # results: a buffer
+            warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")  # torch↔L
+            warnings.filterwarnings("ignore", r".*module\(s\) in eval mode")  # frozen on purpose
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -129,8 +129,8 @@ def run_scorer(scorer: Scorer, runtime: ScoringRuntime) -> torch.Tensor:
         batch_size=1,
         collate_fn=lambda items: scorer.collate(items[0]),
     )
-    trainer = make_trainer(model, runtime)
     with checkpointed_layers(model, runtime.activation_checkpointing), quiet_lightning():
+        trainer = make_trainer(model, runtime)
         trainer.predict(scorer, dataloaders=loader, return_predictions=False)
     model.to(device)  # Lightning's teardown moves the module (and our shared model) to CPU
     return scorer.scores

@@ -168,16 +168,16 @@ def learn_scales(
     device = next(model.parameters()).device
     state = (model.training, [p.requires_grad for p in model.parameters()])
     model.requires_grad_(False)
-    trainer = L.Trainer(
-        **device_args(device),
-        max_steps=objective.steps,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
     try:
         with quiet_lightning():
+            trainer = L.Trainer(
+                **device_args(device),
+                max_steps=objective.steps,
+                max_epochs=-1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+            )
             trainer.fit(learner, train_dataloaders=loader)
     finally:
         model.to(device).train(state[0])

@@ -8,8 +8,8 @@ E‖z‖ on the original runs, the yardstick for how hard a steering vector push
 from __future__ import annotations
 
 import torch
-from rich.progress import track
 
+from gcm_edit.console import progress
 from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.heads import HeadGeometry, edit_head_inputs
 from gcm_edit.pairs.contrastive import Pair
@@ -30,7 +30,7 @@ def mean_head_outputs(
         p: torch.zeros(geometry.n_layers, geometry.n_heads * geometry.head_dim) for p in POSITIONS
     }
     norms = torch.zeros(geometry.n_layers, geometry.n_heads)
-    for start in track(range(0, len(sequences), batch_size), description=label, transient=True):
+    for start in progress(range(0, len(sequences), batch_size), label):
         chunk = sequences[start : start + batch_size]
         batch = TokenBatch.build([p for p, _ in chunk], [r for _, r in chunk], pad_id).to(device)
         masks = {p: batch.position_mask(p).float() for p in POSITIONS}

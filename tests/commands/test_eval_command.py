@@ -18,7 +18,9 @@ def test_eval_command_unsteered_and_steered(exported, env, tmp_path):
     assert base.exit_code == 0, (base.output, base.exception)
     base_report = json.loads((tmp_path / "base.json").read_text())
     assert base_report["retention"]["kl"] == 0.0
-    assert set(base_report["metrics"]) == {"evaluated"}
+    assert set(base_report["metrics"]) == {"evaluated", "prompted"}  # + prompting reference
+    capability = base_report["capability"]
+    assert capability["base"] == capability["steered"] and capability["lost"] == 0
 
     out = exported[0]
     steered = CliRunner().invoke(
@@ -28,7 +30,7 @@ def test_eval_command_unsteered_and_steered(exported, env, tmp_path):
     assert steered.exit_code == 0, (steered.output, steered.exception)
     report = json.loads((tmp_path / "s.json").read_text())
     assert report["retention"]["kl"] > 0
-    assert set(report["metrics"]) == {"evaluated", "reference"}
+    assert set(report["metrics"]) == {"evaluated", "reference", "prompted"}
     assert len(report["answers"]) == 2 and "Retention" in steered.output
     manifest = json.loads((out / "gcm_edit.json").read_text())
     # the steered answers are the export's own held-out answers: plain model == hooked model

@@ -96,12 +96,19 @@ def test_manifest(exported):
         assert head["delta_norm"] > 0
         assert head["scale"] == 1.0
 
-    for name in ("base", "steered"):
+    assert set(manifest["metrics"]) == {"base", "steered", "prompted"}  # + the prompting reference
+    for name in ("base", "steered", "prompted"):
         metrics = manifest["metrics"][name]
         assert metrics["n"] == 2
-        for key in ("success_rate", "concept_rate", "fluent_rate"):
-            assert 0.0 <= metrics[key] <= 1.0
+        for key in ("success", "concept", "fluent", "relevant"):
+            rate = metrics[key]
+            assert rate["n"] == 2 and 0 <= rate["k"] <= 2
+            assert rate["low"] <= rate["rate"] == rate["k"] / 2 <= rate["high"]
     assert len(manifest["samples"]) == 2
+    retention = manifest["retention"]
+    assert retention["kl"] > 0 and retention["kl_first_token"] > 0 and retention["kl_on_policy"] > 0
+    capability = manifest["capability"]
+    assert capability["base"]["n"] == capability["steered"]["n"] >= 100
 
     verification = manifest["verification"]
     assert verification["max_abs_logit_diff"] <= 1e-4

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gcm_edit.evaluation.retention import measure_retention, neutral_material
+from gcm_edit.evaluation.retention import base_continuations, measure_retention
+from gcm_edit.inputs.neutral import neutral_material
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.plan import SteeringPlan
@@ -34,8 +35,26 @@ def test_neutral_material_ships_with_the_package():
 def test_unsteered_kl_is_zero(llama_factory, tiny_tokenizer):
     model = llama_factory("gqa", seed=1)
     result = measure_retention(model, tiny_tokenizer)
-    assert result.kl == 0.0
+    assert result.kl == result.kl_first_token == result.kl_on_policy == 0.0
     assert result.neutral_ppl_base == result.neutral_ppl_steered
+
+
+def _kl_on_continuations(base, steered, tokenizer, continuations) -> tuple[float, float]:
+    """(mean KL at the first answer position, mean KL over every continuation position),
+    one unpadded sequence at a time."""
+    prompts, _ = neutral_material()
+    first, total, count = 0.0, 0.0, 0
+    with torch.no_grad():
+        for ids, rest in zip(bare_prompts(tokenizer, list(prompts)), continuations, strict=True):
+            x = torch.tensor([ids + rest])
+            p = torch.log_softmax(base(input_ids=x).logits[0].double(), -1)
+            q = torch.log_softmax(steered(input_ids=x).logits[0].double(), -1)
+            kl = (p.exp() * (p - q)).sum(-1)  # [T]: at each next-token position
+            predicting = kl[len(ids) - 1 : len(ids) - 1 + len(rest)]
+            first += float(predicting[0])
+            total += float(predicting.sum())
+            count += len(rest)
+    return first / len(continuations), total / count
 
 
 def test_kl_of_another_model_matches_reference(llama_factory, tiny_tokenizer):
@@ -44,6 +63,11 @@ def test_kl_of_another_model_matches_reference(llama_factory, tiny_tokenizer):
     assert result.kl > 0
     assert result.kl == pytest.approx(_kl_reference(base, other, tiny_tokenizer), rel=1e-6)
     assert result.neutral_ppl_base != result.neutral_ppl_steered
+    continuations = base_continuations(base, tiny_tokenizer)
+    first, on_policy = _kl_on_continuations(base, other, tiny_tokenizer, continuations)
+    assert result.kl_first_token == pytest.approx(first, rel=1e-6)
+    assert result.kl_on_policy == pytest.approx(on_policy, rel=1e-6)
+    assert result.kl_first_token > 0 and result.kl_on_policy > 0
 
 
 def test_steering_plan_kl_is_positive_and_grows_with_alpha(llama_factory, tiny_tokenizer):

@@ -197,7 +197,7 @@ def test_critique_judge_negative(text):
 
 
 def test_success_needs_concept_and_fluency(tiny_model_dir):
-    """Success = concept ∧ fluent: verse that loops, or fluent prose, are both failures."""
+    """Success = concept ∧ fluent ∧ relevant: verse that loops, or fluent prose, both fail."""
     from gcm_edit.evaluation.answers import judge_answers
     from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
     from gcm_edit.inputs.recipe import load_recipe
@@ -212,10 +212,15 @@ def test_success_needs_concept_and_fluency(tiny_model_dir):
     ev = judge_answers(
         load_model(ref), load_tokenizer(ref), recipe, make_judge("verse"), ["q1", "q2", "q3"], texts
     )
-    assert [(a["concept"], a["fluent"], a["success"]) for a in ev.answers] == [
-        (True, True, True),
-        (True, False, False),
-        (False, True, False),
+    assert [(a["concept"], a["fluent"]) for a in ev.answers] == [
+        (True, True),
+        (True, False),
+        (False, True),
     ]
-    assert ev.success_rate == pytest.approx(1 / 3) and ev.concept_rate == pytest.approx(2 / 3)
+    assert [a["success"] for a in ev.answers] == [
+        a["concept"] and a["fluent"] and a["relevant"] for a in ev.answers
+    ]
+    assert ev.answers[0]["relevant"] == (ev.answers[0]["pmi"] > 0)
+    assert ev.success.k == int(ev.answers[0]["relevant"])
+    assert ev.concept.rate == pytest.approx(2 / 3)
     assert ev.grade_label == "rhyme share"

@@ -1,0 +1,49 @@
+"""Relevance: is the answer still about the question? Judged by the base model itself.
+
+Pointwise mutual information per answer token,
+
+    PMI = [log p(answer | its question) − mean_j log p(answer | other question j)] / T,
+
+positive when the question makes the answer more likely than other questions do. The other
+questions are the next `N_OTHERS` of the same split (cyclically), so the cost is a fixed
+(1 + N_OTHERS) teacher-forced forwards per answer, no generation. The threshold is 0 (as
+likely as under an unrelated question); docs/results.md shows base and shuffled answers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gcm_edit.inputs.prompts import bare_prompts
+from gcm_edit.model.batches import TokenBatch, response_logprob
+
+N_OTHERS = 4
+MIN_PMI = 0.0  # nats per token
+
+
+@torch.no_grad()
+def relevance_pmi(
+    model, tokenizer, questions: list[str], answers: list[str], batch_size: int = 8
+) -> list[float]:
+    """PMI per answer token of each answer with its own question (see the module docstring)."""
+    n = len(questions)
+    others = min(N_OTHERS, n - 1)
+    prompts = bare_prompts(tokenizer, questions)
+    answer_ids = [tokenizer(a, add_special_tokens=False)["input_ids"] or [0] for a in answers]
+    # row (i, j): answer i after question (i + j) mod n; j = 0 is its own question
+    rows = [(i, (i + j) % n) for i in range(n) for j in range(others + 1)]
+    device = next(model.parameters()).device
+    logprob = torch.empty(len(rows), dtype=torch.float64)
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        batch = TokenBatch.build(
+            [prompts[q] for _, q in chunk], [answer_ids[a] for a, _ in chunk], _pad(tokenizer)
+        ).to(device)
+        logprob[start : start + len(chunk)] = response_logprob(model, batch).double().cpu()
+    table = logprob.view(n, others + 1)
+    own, other = table[:, 0], table[:, 1:].mean(1) if others else table[:, 0]
+    return [float(x) for x in (own - other) / torch.tensor([len(a) for a in answer_ids])]
+
+
+def _pad(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
