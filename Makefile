@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup export test unit lint bench bench-methods bench-overhead
+.PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,9 @@ bench: setup
 
 bench-methods: setup
 	$(BIN)/python bench/attribution_vs_activation.py $(ARGS)
+
+bench-eval: setup
+	$(BIN)/python bench/evaluation.py $(ARGS)
 
 # steering-vectors pins transformers<5 but only needs module hooks: --no-deps keeps ours.
 bench-overhead: setup

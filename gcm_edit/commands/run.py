@@ -24,6 +24,7 @@ from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import Evaluation, answer_questions, judge_answers
 from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
+from gcm_edit.evaluation.relevance import RELEVANCE
 from gcm_edit.evaluation.retention import Retention, base_continuations, measure_retention
 from gcm_edit.inputs.factual import factual_items
 from gcm_edit.inputs.loading import (
@@ -216,6 +217,7 @@ class Run:
                 self.judge_id,
                 self.recipe.fluency.model_dump(),
                 reference.model_ref.fingerprint(),
+                RELEVANCE,
             ),
             lambda: judge_answers(
                 reference.model, reference.tokenizer, self.recipe, self.judge, questions, texts

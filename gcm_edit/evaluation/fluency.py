@@ -27,7 +27,7 @@ STOPWORDS = frozenset({
     "could", "will", "would", "should", "may", "might", "must", "have", "has", "had", "there",
     "here", "what", "which", "who", "how", "why", "when", "where", "all", "any", "some", "more",
     "most", "very", "just", "than", "then", "too", "also", "into", "out", "up", "down", "over",
-    "about", "like",
+    "about", "like", "that's", "i'm", "you're", "don't", "can't", "isn't",
 })
 # fmt: on
 MIN_CONTENT_WORDS = 8  # below this an answer is too short for a dominance figure

@@ -17,8 +17,9 @@ import torch
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.batches import TokenBatch, response_logprob
 
-N_OTHERS = 4
+N_OTHERS = 2
 MIN_PMI = 0.0  # nats per token
+RELEVANCE = {"others": N_OTHERS, "min_pmi": MIN_PMI}  # part of the judging cache key
 
 
 @torch.no_grad()

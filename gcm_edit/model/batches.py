@@ -53,10 +53,15 @@ class TokenBatch:
 
 
 def response_logprob(model, batch: TokenBatch) -> torch.Tensor:
-    """Σ_t log π(response_t | prefix) per sequence, teacher-forced: shape [B]."""
-    logits = batch.run(model).logits
-    logits = logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32))
-    logprobs = torch.log_softmax(logits, dim=-1)
-    targets = batch.input_ids[:, 1:]
-    token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return (token_lp * batch.response_mask[:, 1:]).sum(-1)
+    """Σ_t log π(response_t | prefix) per sequence, teacher-forced: shape [B].
+
+    The vocabulary softmax is taken only where a response token is predicted (prompt and
+    padding positions would cost as much and are thrown away)."""
+    logits = batch.run(model).logits[:, :-1]
+    predicts = batch.response_mask[:, 1:]
+    rows = predicts.nonzero()[:, 0]
+    chosen = logits[predicts].to(torch.promote_types(logits.dtype, torch.float32))
+    targets = batch.input_ids[:, 1:][predicts]
+    token_lp = torch.log_softmax(chosen, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    total = torch.zeros(len(batch.input_ids), dtype=token_lp.dtype, device=token_lp.device)
+    return total.index_add(0, rows, token_lp)

@@ -1,0 +1,105 @@
+"""How long each part of the evaluation takes on the default model, uncached, and what the
+relevance threshold separates: PMI of the base model's own answers vs the same answers
+shuffled onto other questions.
+
+    .venv/bin/python bench/evaluation.py [--n N]
+
+Prints two tables. Pairs, δ and scores come from the run cache (a prior `gcm-edit export`
+fills it); everything timed here is computed afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=None, help="held-out questions (default all)")
+    args = parser.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from gcm_edit.commands.run import SteeringRun
+    from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.console import quiet_libraries
+    from gcm_edit.evaluation.answers import answer_questions, judge_answers
+    from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
+    from gcm_edit.evaluation.fluency import perplexities
+    from gcm_edit.evaluation.relevance import relevance_pmi
+    from gcm_edit.evaluation.retention import base_continuations, measure_retention
+    from gcm_edit.inputs.factual import factual_items
+
+    quiet_libraries()
+    s = ExportSettings()
+    run = SteeringRun(s)
+    plan = run.plan(s.positions, s.alpha, s.k_percent, s.method, s.intervention)
+    model, tok, recipe = run.model, run.tokenizer, run.recipe
+    questions = recipe.heldout[: args.n]
+    timings: list[tuple[str, float]] = []
+
+    def timed(name: str, job):
+        start = time.perf_counter()
+        value = job()
+        timings.append((name, time.perf_counter() - start))
+        return value
+
+    def answer(plan_=None, directive=None, qs=questions, decoding=run.decoding):
+        return answer_questions(model, tok, qs, decoding, s.batch_size, plan_, "bench", directive)
+
+    base = timed(f"answers, base ({len(questions)})", answer)
+    steered = timed(f"answers, steered ({len(questions)})", lambda: answer(plan))
+    timed(f"answers, prompted ({len(questions)})", lambda: answer(None, recipe.directive))
+    timed("judging: perplexity (steered)", lambda: perplexities(model, tok, steered))
+    timed("judging: relevance PMI (steered)", lambda: relevance_pmi(model, tok, questions, steered))
+    timed(
+        "judging: all (steered)",
+        lambda: judge_answers(model, tok, recipe, run.judge, questions, steered),
+    )
+    continuations = timed("retention: base continuations", lambda: base_continuations(model, tok))
+    timed(
+        "retention: KL ×3 + perplexity",
+        lambda: measure_retention(model, tok, plan, None, continuations),
+    )
+    items = factual_items()
+    factual = [item.question for item in items]
+    facts = {
+        name: timed(
+            f"capability: factual answers, {name} ({len(items)})",
+            lambda p=p: answer(p, None, factual, FACTUAL_DECODING),
+        )
+        for name, p in (("base", None), ("steered", plan))
+    }
+    capability = Capability.judge(items, facts["base"], facts["steered"])
+
+    table = Table(
+        title=f"Evaluation parts on {run.model_ref.name} (uncached, batch {s.batch_size})"
+    )
+    table.add_column("part")
+    table.add_column("seconds", justify="right")
+    for name, seconds in timings:
+        table.add_row(name, f"{seconds:.1f}")
+    Console().print(table)
+
+    half = len(questions) // 2
+    shuffled = base[half:] + base[:half]  # each answer moved onto another question
+    pmi = {
+        "base answers, own question": relevance_pmi(model, tok, questions, base),
+        "base answers, shuffled": relevance_pmi(model, tok, questions, shuffled),
+        "steered answers, own question": relevance_pmi(model, tok, questions, steered),
+    }
+    table = Table(title="Relevance: PMI per answer token (nats); relevant = PMI > 0")
+    for column in ("answers", "median PMI", "share > 0"):
+        table.add_column(column, justify="left" if column == "answers" else "right")
+    for name, values in pmi.items():
+        share = sum(v > 0 for v in values) / len(values)
+        table.add_row(name, f"{statistics.median(values):.3f}", f"{share:.0%}")
+    Console().print(table)
+    Console().print(f"capability: {capability.base} base, {capability.steered} steered")
+
+
+if __name__ == "__main__":
+    main()

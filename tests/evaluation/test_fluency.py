@@ -1,0 +1,52 @@
+"""The stricter fluency figures: stutter, one dominating word, repeated lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcm_edit.evaluation.fluency import (
+    fluency_figures,
+    is_fluent,
+    longest_word_run,
+    repeated_line_rate,
+    top_word_share,
+)
+from gcm_edit.inputs.recipe import Fluency
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The tiny world is mine, mine, Mine Mine Mine", 5),
+        ("so bold so bold bold, green green green green", 4),
+        ("the cat sat on the mat", 1),
+        ("", 0),
+    ],
+)
+def test_longest_word_run(text, expected):
+    assert longest_word_run(text) == expected
+
+
+def test_top_word_share_counts_content_words_only():
+    light = "A light that is light, the light so bright, a light of night, a light in sight"
+    assert top_word_share(light) == pytest.approx(5 / 8)  # light ×5 of 8 content words
+    assert top_word_share("the the the of of a cat") == 0.0  # too few content words
+    prose = "Plants grow by turning sunlight, water and air into sugar they use as food"
+    assert top_word_share(prose) == pytest.approx(1 / 9)
+
+
+def test_repeated_line_rate():
+    assert repeated_line_rate("a line\nanother\nA LINE!\n\na line") == pytest.approx(2 / 4)
+    assert repeated_line_rate("one\ntwo") == 0.0 and repeated_line_rate("") == 0.0
+
+
+def test_each_new_figure_alone_fails_an_answer():
+    fluency = Fluency()
+    good = "The sea is wide and deep, it holds the fish that swim and the ships that sail"
+    assert is_fluent(good, 10.0, fluency)
+    stutter = good + " mine mine mine"
+    dominated = "Green leaves, green grass, green hills, green trees and green fields are green"
+    looping = "The stars are bright tonight\n" * 3 + "and the moon is full of light"
+    for text in (stutter, dominated, looping):
+        figures = fluency_figures(text, 10.0, fluency)
+        assert not is_fluent(text, 10.0, fluency), figures
