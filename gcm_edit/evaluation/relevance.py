@@ -5,9 +5,11 @@ Pointwise mutual information per answer token,
     PMI = [log p(answer | its question) − mean_j log p(answer | other question j)] / T,
 
 positive when the question makes the answer more likely than other questions do. The other
-questions are the next `N_OTHERS` of the same split (cyclically), so the cost is a fixed
-(1 + N_OTHERS) teacher-forced forwards per answer, no generation. The threshold is 0 (as
-likely as under an unrelated question); docs/results.md shows base and shuffled answers.
+questions are the next `N_OTHERS` of the same split (cyclically), and only the answer's first
+`ANSWER_TOKENS` tokens are scored (whether an answer addresses its question shows early), so
+the cost is (1 + N_OTHERS) short teacher-forced forwards per answer, no generation. The
+threshold is 0 (as likely as under an unrelated question); docs/results.md shows base and
+shuffled answers.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.batches import TokenBatch, response_logprob
 
 N_OTHERS = 2
+ANSWER_TOKENS = 32
 MIN_PMI = 0.0  # nats per token
-RELEVANCE = {"others": N_OTHERS, "min_pmi": MIN_PMI}  # part of the judging cache key
+RELEVANCE = {"others": N_OTHERS, "tokens": ANSWER_TOKENS, "min_pmi": MIN_PMI}  # in cache keys
 
 
 @torch.no_grad()
@@ -30,7 +33,9 @@ def relevance_pmi(
     n = len(questions)
     others = min(N_OTHERS, n - 1)
     prompts = bare_prompts(tokenizer, questions)
-    answer_ids = [tokenizer(a, add_special_tokens=False)["input_ids"] or [0] for a in answers]
+    answer_ids = [
+        tokenizer(a, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS] or [0] for a in answers
+    ]
     # row (i, j): answer i after question (i + j) mod n; j = 0 is its own question
     rows = [(i, (i + j) % n) for i in range(n) for j in range(others + 1)]
     device = next(model.parameters()).device

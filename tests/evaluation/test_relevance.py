@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gcm_edit.evaluation.relevance import N_OTHERS, relevance_pmi
+from gcm_edit.evaluation.relevance import ANSWER_TOKENS, N_OTHERS, relevance_pmi
 from gcm_edit.inputs.prompts import bare_prompts
 
 QUESTIONS = [
@@ -28,7 +28,7 @@ ANSWERS = [
 
 def _logprob(model, tokenizer, question: str, answer: str) -> float:
     prompt = bare_prompts(tokenizer, [question])[0]
-    ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS]
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([prompt + ids])).logits[0].double()
     logprobs = torch.log_softmax(logits, -1)
@@ -45,7 +45,7 @@ def test_pmi_matches_reference(llama_factory, tiny_tokenizer):
             _logprob(model, tiny_tokenizer, QUESTIONS[(i + j) % n], answer)
             for j in range(1, N_OTHERS + 1)
         ]
-        tokens = len(tiny_tokenizer(answer, add_special_tokens=False)["input_ids"])
+        tokens = len(tiny_tokenizer(answer, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS])
         expected = (own - sum(others) / len(others)) / tokens
         assert got[i] == pytest.approx(expected, rel=1e-4, abs=1e-5), i
 
