@@ -156,7 +156,7 @@ repeated word-{fluency["ngram"]}-gram rate ≤ {fluency["max_repeated_rate"]}, n
 {fluency["max_word_run"]} times in a row, no content word above {fluency["max_word_share"]:.0%}
 of the answer, ≤ {fluency["max_repeated_lines"]:.0%} repeated lines, base-model perplexity ≤
 {fluency["max_perplexity"]}. Relevant: the base model finds the answer more likely after its own
-question than after other questions (pointwise mutual information > 0 nats per token). Every
+question than after other questions (pointwise mutual information > 0.5 nats per token). Every
 rate is shown with its 95% Wilson interval. `{PROMPTED}` is the base model asked the same
 questions *with* the recipe's directive: the prompting reference steering has to match.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gcm_edit.evaluation.fluency import is_fluent, repeated_ngram_rate, words
+from gcm_edit.evaluation.relevance import MIN_PMI
 from gcm_edit.inputs.recipe import Fluency
 from gcm_edit.judges import VerseJudge, make_judge
 from gcm_edit.judges.verse import rhymes
@@ -220,7 +221,7 @@ def test_success_needs_concept_and_fluency(tiny_model_dir):
     assert [a["success"] for a in ev.answers] == [
         a["concept"] and a["fluent"] and a["relevant"] for a in ev.answers
     ]
-    assert ev.answers[0]["relevant"] == (ev.answers[0]["pmi"] > 0)
+    assert ev.answers[0]["relevant"] == (ev.answers[0]["pmi"] > MIN_PMI)
     assert ev.success.k == int(ev.answers[0]["relevant"])
     assert ev.concept.rate == pytest.approx(2 / 3)
     assert ev.grade_label == "rhyme share"
