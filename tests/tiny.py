@@ -7,6 +7,7 @@ wrapping these builders are in conftest.py.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -193,3 +194,14 @@ def random_plan(geometry, seed: int = 0):
     scales = (0.5 + torch.rand(len(HEADS), generator=g)).tolist()
     return SteeringPlan(geometry, list(HEADS), vectors, alpha=1.7, scales=scales)
 
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder no file can be created in: mode 0o500, or (as root, whom modes do not stop)
+    a process folder under /proc, where nobody can."""
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return folder
+    return Path(f"/proc/{os.getpid()}")

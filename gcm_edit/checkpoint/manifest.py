@@ -15,7 +15,7 @@ from gcm_edit.checkpoint.verify import Verification
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import Evaluation, metrics_table
 from gcm_edit.evaluation.capability import Capability
-from gcm_edit.evaluation.plan_results import PlanResult
+from gcm_edit.evaluation.plan_results import RATE_COLUMNS, PlanResult
 from gcm_edit.evaluation.rates import Rate
 from gcm_edit.evaluation.retention import Retention
 from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME
@@ -160,10 +160,7 @@ class ScaleLearningReport(Section):
         columns = [
             Column("plan", lambda r: "learned scales" if r.plan == "steered" else r.plan),
             Column("heads", lambda r: r.heads),
-            Column("success", lambda r: r.success),
-            Column("concept", lambda r: r.concept, "short"),
-            Column("fluent", lambda r: r.fluent, "short"),
-            Column("relevant", lambda r: r.relevant, "short"),
+            *RATE_COLUMNS,
             Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
         ]
         title = "Learned scales vs the best uniform α at the same number of heads (held-out)"

@@ -41,16 +41,20 @@ class PlanResult(BaseModel):
         return row
 
 
+# The judged rates of any row with success, concept, fluent and relevant Rates.
+RATE_COLUMNS = [
+    Column("success", lambda r: r.success),
+    Column("concept", lambda r: r.concept, "short"),
+    Column("fluent", lambda r: r.fluent, "short"),
+    Column("relevant", lambda r: r.relevant, "short"),
+]
 COLUMNS = [
     Column("method", lambda r: r.method),
     Column("positions", lambda r: r.positions),
     Column("k%", lambda r: r.k_percent, "g"),
     Column("α", lambda r: r.alpha, "g"),
     Column("heads", lambda r: r.n_heads),
-    Column("success", lambda r: r.success),
-    Column("concept", lambda r: r.concept, "short"),
-    Column("fluent", lambda r: r.fluent, "short"),
-    Column("relevant", lambda r: r.relevant, "short"),
+    *RATE_COLUMNS,
     Column("ppl", lambda r: r.median_perplexity, ".1f"),
     Column("grade", lambda r: r.grade, ".2f"),
     Column("KL", lambda r: r.kl, ".3f"),

@@ -86,26 +86,25 @@ def assert_refused(result, out: Path) -> None:
     assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
 
 
-@PROPERTY
-@given(text=recipe_texts)
-def test_any_recipe_text_is_refused_cleanly(tmp_path_factory, text):
+def assert_recipe_refused(tmp_path_factory, content: str | bytes) -> None:
     folder = tmp_path_factory.mktemp("recipe")
     recipe = folder / "concept.yaml"
-    recipe.write_text(text)
+    recipe.write_bytes(content if isinstance(content, bytes) else content.encode())
     out = folder / "out"
     args = ["export", "--concept", str(recipe), "--model", MISSING_MODEL, "--out", str(out)]
     assert_refused(CliRunner().invoke(app, args), out)
+
+
+@PROPERTY
+@given(text=recipe_texts)
+def test_any_recipe_text_is_refused_cleanly(tmp_path_factory, text):
+    assert_recipe_refused(tmp_path_factory, text)
 
 
 @PROPERTY
 @given(blob=st.binary(min_size=1, max_size=200))
 def test_any_recipe_bytes_are_refused_cleanly(tmp_path_factory, blob):
-    folder = tmp_path_factory.mktemp("recipe")
-    recipe = folder / "concept.yaml"
-    recipe.write_bytes(blob)
-    out = folder / "out"
-    args = ["export", "--concept", str(recipe), "--model", MISSING_MODEL, "--out", str(out)]
-    assert_refused(CliRunner().invoke(app, args), out)
+    assert_recipe_refused(tmp_path_factory, blob)
 
 
 @PROPERTY

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from export_helpers import _args, _export, _leftovers
+from tiny import unwritable_folder
 from typer.testing import CliRunner
 
 from gcm_edit.cli.app import app
@@ -48,17 +49,6 @@ def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip()]
 
 
-def _unwritable_folder(tmp_path: Path) -> Path:
-    """Mode 0o500, or (as root, whom modes do not stop) a /proc folder nobody can write in."""
-    folder = tmp_path / "read-only"
-    folder.mkdir(mode=0o500)
-    try:
-        (folder / "probe").touch()
-    except PermissionError:
-        return folder
-    return Path(f"/proc/{os.getpid()}")
-
-
 @pytest.mark.parametrize("command", ["export", "score", "sweep"])
 @pytest.mark.parametrize(
     ("where", "message"),
@@ -79,7 +69,7 @@ def test_bad_out_is_refused_before_any_model_loads(
     out = {
         "below a file": tmp_path / "file" / "out",
         "/proc": Path("/proc/gcm-edit-out"),
-        "unwritable parent": _unwritable_folder(tmp_path) / "out",
+        "unwritable parent": unwritable_folder(tmp_path) / "out",
         "model folder": tiny_model_dir,
         "inside the model folder": tiny_model_dir / "out",
         "cache": isolated_cache / "out",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny import unwritable_folder
 
 from gcm_edit.errors import GcmEditError
 from gcm_edit.output import check_output, check_output_file, release_outputs, staged_folder
@@ -19,18 +20,6 @@ def released():
     """A test that fails between check and install must not leave its lock to the next one."""
     yield
     release_outputs()
-
-
-def unwritable_folder(tmp_path: Path) -> Path:
-    """A folder no file can be created in: mode 0o500, or (as root, whom modes do not stop)
-    a process folder under /proc, where nobody can."""
-    folder = tmp_path / "read-only"
-    folder.mkdir(mode=0o500)
-    try:
-        (folder / "probe").touch()
-    except PermissionError:
-        return folder
-    return Path(f"/proc/{os.getpid()}")
 
 
 def dead_pid() -> int:
