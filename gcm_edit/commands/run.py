@@ -95,7 +95,6 @@ class Run:
         self.device = parse_device(settings.device)
         self.dir = cache_root() / "runs" / f"{self.model_ref.slug}-{self.model_ref.fingerprint()}"
         self.timings: dict[str, float] = {}
-        self._retention: dict[str, Retention] = {}
 
     def default_out(self, suffix: str = "") -> Path:
         """checkpoints/<model>-<concept><suffix>: where a command writes unless told --out."""
@@ -239,7 +238,7 @@ class Run:
 
     def retention(self, plan: SteeringPlan | None = None, base: Run | None = None) -> Retention:
         """KL(base ‖ this model under `plan`) and neutral perplexity; `base` defaults to this
-        model unsteered."""
+        model unsteered. Measured once per plan: later calls read the run folder."""
         base = base or self
         key = stable_hash(
             __version__,
@@ -247,23 +246,21 @@ class Run:
             self.model_ref.fingerprint(),
             None if plan is None else plan.fingerprint(),
         )
-        if key not in self._retention:
-            self._retention[key] = self.cached(
-                "retention-{key}.json",
-                "retention",
-                key,
-                lambda: measure_retention(
-                    base.model,
-                    base.tokenizer,
-                    plan,
-                    self.model,
-                    base.continuations,
-                    self.settings.batch_size,
-                ),
-                encode=Retention.model_dump,
-                decode=Retention.model_validate,
-            )
-        return self._retention[key]
+        return self.cached(
+            "retention-{key}.json",
+            "retention",
+            key,
+            lambda: measure_retention(
+                base.model,
+                base.tokenizer,
+                plan,
+                self.model,
+                base.continuations,
+                self.settings.batch_size,
+            ),
+            encode=Retention.model_dump,
+            decode=Retention.model_validate,
+        )
 
     def capability(self, plan: SteeringPlan | None, base: Run | None = None) -> Capability:
         """The shipped factual questions answered by `base` (default: this model, unsteered)
