@@ -29,7 +29,7 @@ def main() -> None:
     from gcm_edit.evaluation.answers import answer_questions, judge_answers
     from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
     from gcm_edit.evaluation.fluency import perplexities
-    from gcm_edit.evaluation.relevance import relevance_pmi
+    from gcm_edit.evaluation.relevance import MIN_PMI, relevance_pmi
     from gcm_edit.evaluation.retention import base_continuations, measure_retention
     from gcm_edit.inputs.factual import factual_items
 
@@ -39,6 +39,7 @@ def main() -> None:
     plan = run.plan(s.positions, s.alpha, s.k_percent, s.method, s.intervention)
     model, tok, recipe = run.model, run.tokenizer, run.recipe
     questions = recipe.heldout[: args.n]
+    batch = s.generation_batch
     timings: list[tuple[str, float]] = []
 
     def timed(name: str, job):
@@ -48,21 +49,28 @@ def main() -> None:
         return value
 
     def answer(plan_=None, directive=None, qs=questions, decoding=run.decoding):
-        return answer_questions(model, tok, qs, decoding, s.batch_size, plan_, "bench", directive)
+        return answer_questions(
+            model, tok, qs, decoding, s.generation_batch, plan_, "bench", directive
+        )
 
     base = timed(f"answers, base ({len(questions)})", answer)
     steered = timed(f"answers, steered ({len(questions)})", lambda: answer(plan))
     timed(f"answers, prompted ({len(questions)})", lambda: answer(None, recipe.directive))
-    timed("judging: perplexity (steered)", lambda: perplexities(model, tok, steered))
-    timed("judging: relevance PMI (steered)", lambda: relevance_pmi(model, tok, questions, steered))
+    timed("judging: perplexity (steered)", lambda: perplexities(model, tok, steered, batch))
+    timed(
+        "judging: relevance PMI (steered)",
+        lambda: relevance_pmi(model, tok, questions, steered, batch),
+    )
     timed(
         "judging: all (steered)",
-        lambda: judge_answers(model, tok, recipe, run.judge, questions, steered),
+        lambda: judge_answers(model, tok, recipe, run.judge, questions, steered, batch),
     )
-    continuations = timed("retention: base continuations", lambda: base_continuations(model, tok))
+    continuations = timed(
+        "retention: base continuations", lambda: base_continuations(model, tok, batch)
+    )
     timed(
         "retention: KL ×3 + perplexity",
-        lambda: measure_retention(model, tok, plan, None, continuations),
+        lambda: measure_retention(model, tok, plan, None, continuations, batch),
     )
     items = factual_items()
     factual = [item.question for item in items]
@@ -75,9 +83,7 @@ def main() -> None:
     }
     capability = Capability.judge(items, facts["base"], facts["steered"])
 
-    table = Table(
-        title=f"Evaluation parts on {run.model_ref.name} (uncached, batch {s.batch_size})"
-    )
+    table = Table(title=f"Evaluation parts on {run.model_ref.name} (uncached, batch {batch})")
     table.add_column("part")
     table.add_column("seconds", justify="right")
     for name, seconds in timings:
@@ -87,16 +93,16 @@ def main() -> None:
     half = len(questions) // 2
     shuffled = base[half:] + base[:half]  # each answer moved onto another question
     pmi = {
-        "base answers, own question": relevance_pmi(model, tok, questions, base),
-        "base answers, shuffled": relevance_pmi(model, tok, questions, shuffled),
-        "steered answers, own question": relevance_pmi(model, tok, questions, steered),
+        "base answers, own question": relevance_pmi(model, tok, questions, base, batch),
+        "base answers, shuffled": relevance_pmi(model, tok, questions, shuffled, batch),
+        "steered answers, own question": relevance_pmi(model, tok, questions, steered, batch),
     }
-    table = Table(title="Relevance: PMI per answer token (nats); relevant = PMI > 0")
-    for column in ("answers", "median PMI", "share > 0"):
+    table = Table(title=f"Relevance: PMI per answer token (nats); relevant = PMI > {MIN_PMI}")
+    for column in ("answers", "median PMI", "share > 0", f"share > {MIN_PMI}"):
         table.add_column(column, justify="left" if column == "answers" else "right")
     for name, values in pmi.items():
-        share = sum(v > 0 for v in values) / len(values)
-        table.add_row(name, f"{statistics.median(values):.3f}", f"{share:.0%}")
+        shares = [f"{sum(v > t for v in values) / len(values):.0%}" for t in (0, MIN_PMI)]
+        table.add_row(name, f"{statistics.median(values):.3f}", *shares)
     Console().print(table)
     Console().print(f"capability: {capability.base} base, {capability.steered} steered")
 

@@ -34,10 +34,12 @@ class TokenBatch:
     def to(self, device) -> TokenBatch:
         return TokenBatch(*(t.to(device) for t in vars(self).values()))
 
-    def run(self, model):
+    def run(self, model, **kwargs):
         """Teacher-forced forward; no KV cache (nothing is generated, and checkpointed layers
         would append to it again when recomputed)."""
-        return model(input_ids=self.input_ids, attention_mask=self.attention_mask, use_cache=False)
+        return model(
+            input_ids=self.input_ids, attention_mask=self.attention_mask, use_cache=False, **kwargs
+        )
 
     def repeat(self, copies: int) -> TokenBatch:
         """The batch stacked `copies` times along the rows (one copy per patched head)."""
@@ -55,13 +57,15 @@ class TokenBatch:
 def response_logprob(model, batch: TokenBatch) -> torch.Tensor:
     """Σ_t log π(response_t | prefix) per sequence, teacher-forced: shape [B].
 
-    The vocabulary softmax is taken only where a response token is predicted (prompt and
-    padding positions would cost as much and are thrown away)."""
-    logits = batch.run(model).logits[:, :-1]
-    predicts = batch.response_mask[:, 1:]
+    The vocabulary projection and softmax are taken only from the first position that
+    predicts a response token on (prompt positions would cost as much and be thrown away)."""
+    starts = batch.response_mask.int().argmax(1)[batch.response_mask.any(1)]
+    first = max(int(starts.min()) - 1, 0) if len(starts) else 0  # predicts a first response token
+    logits = batch.run(model, logits_to_keep=batch.input_ids.shape[1] - first).logits[:, :-1]
+    predicts = batch.response_mask[:, first + 1 :]
     rows = predicts.nonzero()[:, 0]
     chosen = logits[predicts].to(torch.promote_types(logits.dtype, torch.float32))
-    targets = batch.input_ids[:, 1:][predicts]
+    targets = batch.input_ids[:, first + 1 :][predicts]
     token_lp = torch.log_softmax(chosen, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     total = torch.zeros(len(batch.input_ids), dtype=token_lp.dtype, device=token_lp.device)
     return total.index_add(0, rows, token_lp)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class ScoringRuntime:
     """The defaults here are the command line's defaults too."""
 
-    batch_size: int = 8  # pairs per step (also sequences per generation)
+    batch_size: int = 8  # pairs per step (32 needs 12 GB on the default model, 8 needs 5 GB)
     head_batch: int = 4  # heads patched per forward (activation, knockout)
     seed: int = 0  # random ranking; probe cross-validation folds
     devices: int = 1
