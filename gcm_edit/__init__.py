@@ -6,9 +6,9 @@ line starts fast):
 
     model, tokenizer = ge.load_pretrained()  # the built-in SmolLM2-135M-Instruct
     pairs = ge.build_pairs(model, tokenizer, ge.load_recipe("verse"), n_train=8).pairs
-    deltas = ge.steering_vectors(model, pairs, tokenizer.pad_token_id)["all"]  # δ per head
+    deltas = ge.steering_vectors(model, pairs, tokenizer.pad_token_id)["response"]  # δ per head
     scores = ge.score_heads(model, pairs, deltas, tokenizer.pad_token_id)
-    plan = ge.SteeringPlan.from_scores(scores, deltas, k_percent=5, alpha=2.0)
+    plan = ge.SteeringPlan.from_scores(scores, deltas, k_percent=5, alpha=1.0)
     ge.bake(model, plan).save_pretrained("verse-model")  # a plain HF checkpoint
     prompts = ge.bare_prompts(tokenizer, ["Why is the sky blue?"])
     print(ge.verify_export("verse-model", model, plan, prompts))  # reloaded == hooked

@@ -200,7 +200,9 @@ def staged_folder(out: Path) -> Iterator[Path]:
                 path.chmod(0o644)
             staging.chmod(0o755)
             if out.exists() or out.is_symlink():
-                trash = out.with_name(f".{out.name}.old-{os.getpid()}-{staging.name[len(prefix):]}")
+                trash = out.with_name(
+                    f".{out.name}.old-{os.getpid()}-{staging.name[len(prefix) :]}"
+                )
                 out.rename(trash)
                 staging.rename(out)
                 _remove(trash)

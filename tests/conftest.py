@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from tiny import VARIANTS, make_llama, make_tokenizer, save_tiny_model_dir
 
 
@@ -51,3 +52,12 @@ def integration_cache(tmp_path_factory) -> Path:
     if configured := os.environ.get("GCM_EDIT_TEST_CACHE"):
         return Path(configured)
     return tmp_path_factory.mktemp("integration-cache")
+
+
+@pytest.fixture
+def all_threads():
+    """tiny.py pins one thread for the tiny models; a real model wants every core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)

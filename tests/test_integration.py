@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 
 import pytest
 import torch
+from real_models import eval_plain_export
 from typer.testing import CliRunner
 
 from gcm_edit.cli.app import app
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def all_threads():
-    """tiny.py pins one thread for the tiny models; a 135M model wants every core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_threads):
@@ -82,13 +73,5 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
     assert verified.output.startswith("ok: max |Δlogit|")
 
     # The export judged as a plain folder (no hooks) gives the hooked model's held-out answers.
-    report_path = tmp_path / "eval.json"
-    evaluated = CliRunner().invoke(
-        app,
-        ["eval", str(out), "--n-questions", "2", "--max-new-tokens", "48"]
-        + ["--out", str(report_path)],
-    )
-    assert evaluated.exit_code == 0, (evaluated.output, evaluated.exception)
-    report = json.loads(report_path.read_text())
-    assert [a["answer"] for a in report["answers"]] == [s["steered"] for s in manifest["samples"]]
+    report = eval_plain_export(out, tmp_path / "eval.json", max_new_tokens=48)
     assert report["retention"]["kl"] == pytest.approx(manifest["retention"]["kl"], rel=1e-4)

@@ -119,6 +119,26 @@ success, with its own plan alone and in this composed model, shows the interfere
 """
 
 
+def _prompting(manifest: Manifest) -> str:
+    """A base model is asked through the recipe's plain-text prompt, which the export carries
+    as its chat template; its answers ended before the stop strings."""
+    if manifest.recipe.prompt_format != "base":
+        return ""
+    stops = ", ".join(f"`{stop!r}`" for stop in manifest.decoding.stop)
+    return f"""
+The base model has no chat template of its own: questions were asked through the recipe's
+plain-text prompt, saved as this folder's chat template (so `apply_chat_template` reproduces
+it), and answers end before {stops or "nothing"} (`generate(..., stop_strings=[...],
+tokenizer=tok)`, then cut the stop string).
+"""
+
+
+def _relevance(manifest: Manifest) -> str:
+    if manifest.recipe.require_relevance:
+        return " ∧ relevant"
+    return " (relevance is reported, not required: this concept's answers are generic by nature)"
+
+
 def model_card(manifest: Manifest) -> str:
     base, recipe, steering = manifest.base_model, manifest.recipe, manifest.steering
     decoding, fluency, retention = manifest.decoding, recipe.fluency, manifest.retention
@@ -151,10 +171,11 @@ stack with no extra code (saved as `{manifest.export.export_class}`).{_window(ma
 {recipe.heldout_size} held-out questions asked with **no directive**, greedy decoding with
 `no_repeat_ngram_size={decoding.no_repeat_ngram_size}`, {decoding.max_new_tokens} new tokens
 (shipped in `generation_config.json`: measure with other decoding and results may differ).
-Success = concept judged present ∧ fluent ∧ relevant. Fluent: ≥{fluency["min_words"]} words,
-repeated word-{fluency["ngram"]}-gram rate ≤ {fluency["max_repeated_rate"]}, no word more than
-{fluency["max_word_run"]} times in a row, no content word above {fluency["max_word_share"]:.0%}
-of the answer, ≤ {fluency["max_repeated_lines"]:.0%} repeated lines, base-model perplexity ≤
+{_prompting(manifest)}Success = concept judged present ∧ fluent{_relevance(manifest)}.
+Fluent: ≥{fluency["min_words"]} words, repeated word-{fluency["ngram"]}-gram rate ≤
+{fluency["max_repeated_rate"]}, no word more than {fluency["max_word_run"]} times in a row,
+no content word above {fluency["max_word_share"]:.0%} of the answer,
+≤ {fluency["max_repeated_lines"]:.0%} repeated lines, base-model perplexity ≤
 {fluency["max_perplexity"]}. Relevant: the base model finds the answer more likely after its own
 question than after other questions (pointwise mutual information > 0.5 nats per token). Every
 rate is shown with its 95% Wilson interval. `{PROMPTED}` is the base model asked the same

@@ -48,9 +48,11 @@ class RecipeInfo(Section):
     description: str
     sha256: str
     directive: dict | None
+    prompt_format: str  # chat: the model's template; base: the recipe's base_prompt
     explicit_pairs: bool
     judge: str
     fluency: dict
+    require_relevance: bool  # success needs relevance (false: reported only)
     heldout_size: int
 
 
@@ -100,6 +102,7 @@ class DecodingInfo(Section):
     do_sample: bool = False
     max_new_tokens: int
     no_repeat_ngram_size: int
+    stop: list[str] = []  # base models: answers end before these strings
 
 
 class PairsInfo(Section):

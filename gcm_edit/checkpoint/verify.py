@@ -78,9 +78,7 @@ def verify_export(
         )
     if not all(torch.isfinite(exported[f"logits.{i}"]).all() for i in logits):
         raise GcmEditError(f"verification failed for {folder}: its logits are NaN or inf")
-    diff = max(
-        float((hooked[f"logits.{i}"] - exported[f"logits.{i}"]).abs().max()) for i in logits
-    )
+    diff = max(float((hooked[f"logits.{i}"] - exported[f"logits.{i}"]).abs().max()) for i in logits)
     same = all(
         hooked[f"greedy.{i}"].tolist() == exported[f"greedy.{i}"].tolist()
         for i in range(len(prompts))

@@ -30,7 +30,18 @@ def reference_name(settings: EvalSettings) -> str:
     return settings.model
 
 
+def as_exported(settings: EvalSettings) -> EvalSettings:
+    """An export made through the recipe's base_prompt is asked that way again (its stop
+    strings included), not through the template it carries for other tools."""
+    folder = Path(settings.model)
+    exported = settings.prompt_format == "auto" and (folder / MANIFEST_FILE).is_file()
+    if exported and Manifest.read(folder).recipe.prompt_format == "base":
+        return settings.model_copy(update={"prompt_format": "base"})
+    return settings
+
+
 def evaluate_model(settings: EvalSettings) -> dict:
+    settings = as_exported(settings)
     run = Run(settings)
     if settings.out:
         check_output_file(settings.out, run.model_ref.source)
@@ -80,7 +91,11 @@ def evaluate_model(settings: EvalSettings) -> dict:
     report = {
         "model": {"name": run.model_ref.name, "source": run.model_ref.source},
         "reference": {"name": reference.model_ref.name, "source": reference.model_ref.source},
-        "recipe": {"name": run.recipe.name, "sha256": run.recipe.sha256()},
+        "recipe": {
+            "name": run.recipe.name,
+            "sha256": run.recipe.sha256(),
+            "prompt_format": run.prompt_format,
+        },
         "split": settings.split,
         "metrics": {label: ev.model_dump() for label, ev in metrics.items()},
         "retention": retention.model_dump(),

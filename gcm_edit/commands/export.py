@@ -301,9 +301,11 @@ def export(settings: ExportSettings) -> Path | None:
                 description=run.recipe.description,
                 sha256=run.recipe.sha256(),
                 directive=run.recipe.directive.model_dump() if run.recipe.directive else None,
+                prompt_format=run.prompt_format,
                 explicit_pairs=run.recipe.pairs is not None,
                 judge=run.recipe.judge,
                 fluency=run.recipe.fluency.model_dump(),
+                require_relevance=run.recipe.require_relevance,
                 heldout_size=metrics["base"].n,
             ),
             method=settings.method,
@@ -340,9 +342,7 @@ def export(settings: ExportSettings) -> Path | None:
             capability=capability,
             samples=[
                 Sample(question=b["question"], base=b["answer"], steered=st["answer"])
-                for b, st in zip(
-                    metrics["base"].answers, metrics["steered"].answers, strict=True
-                )
+                for b, st in zip(metrics["base"].answers, metrics["steered"].answers, strict=True)
             ],
             scale_learning=None
             if learned is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +35,7 @@ from gcm_edit.inputs.loading import (
     parse_device,
     resolve_model,
 )
-from gcm_edit.inputs.prompts import training_prompts
+from gcm_edit.inputs.prompts import choose_prompt_format, prefill_ids, training_prompts
 from gcm_edit.inputs.recipe import Directive, load_recipe
 from gcm_edit.judges import Judge, make_judge
 from gcm_edit.model.generation import Decoding
@@ -85,15 +86,24 @@ class Run:
         self.settings = settings
         if model is not None:
             self.__dict__["model"] = model  # fills the cached property
-        self.recipe = load_recipe(settings.concept)
+        recipe = load_recipe(settings.concept)
         self.model_ref = resolve_model(settings.model)
         self.config = load_config(self.model_ref, settings.trust_remote_code)
         self.geometry = HeadGeometry.of(self.config)
-        self.decoding = Decoding(
-            max_new_tokens=settings.max_new_tokens or self.recipe.max_new_tokens
-        )
         self.device = parse_device(settings.device)
-        self.dir = cache_root() / "runs" / f"{self.model_ref.slug}-{self.model_ref.fingerprint()}"
+        self.tokenizer = load_tokenizer(self.model_ref, settings.trust_remote_code)
+        self.recipe, self.prompt_format = choose_prompt_format(
+            recipe, self.tokenizer, settings.prompt_format, self.model_ref.name
+        )
+        base = self.recipe.base_prompt if self.prompt_format == "base" else None
+        self.decoding = Decoding(
+            max_new_tokens=settings.max_new_tokens or self.recipe.max_new_tokens,
+            stop=tuple(base.stop) if base else (),
+        )
+        folder = f"{self.model_ref.slug}-{self.model_ref.fingerprint()}"
+        if self.prompt_format == "base":  # other prompts: other answers, pairs and scores
+            folder += f"-base-{stable_hash(self.tokenizer.chat_template)[:8]}"
+        self.dir = cache_root() / "runs" / folder
         self.timings: dict[str, float] = {}
 
     def default_out(self, suffix: str = "") -> Path:
@@ -151,10 +161,6 @@ class Run:
             )
 
     @cached_property
-    def tokenizer(self):
-        return load_tokenizer(self.model_ref, self.settings.trust_remote_code)
-
-    @cached_property
     def judge(self) -> Judge:
         """The recipe's offline judge, or the LLM judge when --judge-url is given."""
         s = self.settings
@@ -192,7 +198,7 @@ class Run:
                 self.tokenizer,
                 questions,
                 decoding,
-                self.settings.batch_size,
+                self.settings.generation_batch,
                 plan,
                 label,
                 directive,
@@ -216,10 +222,16 @@ class Run:
                 self.judge_id,
                 self.recipe.fluency.model_dump(),
                 reference.model_ref.fingerprint(),
-                RELEVANCE,
+                RELEVANCE if self.recipe.require_relevance else {**RELEVANCE, "required": False},
             ),
             lambda: judge_answers(
-                reference.model, reference.tokenizer, self.recipe, self.judge, questions, texts
+                reference.model,
+                reference.tokenizer,
+                self.recipe,
+                self.judge,
+                questions,
+                texts,
+                self.settings.generation_batch,
             ),
             encode=lambda ev: {**ev.model_dump(), "answers": ev.answers},
             decode=lambda data: Evaluation(**data),
@@ -232,7 +244,7 @@ class Run:
             "continuations-{key}.json",
             "continuations",
             stable_hash(__version__, self.model_ref.fingerprint()),
-            lambda: base_continuations(self.model, self.tokenizer, self.settings.batch_size),
+            lambda: base_continuations(self.model, self.tokenizer, self.settings.generation_batch),
             decode=lambda ids: [[int(t) for t in row] for row in ids],
         )
 
@@ -256,7 +268,7 @@ class Run:
                 plan,
                 self.model,
                 base.continuations,
-                self.settings.batch_size,
+                self.settings.generation_batch,
             ),
             encode=Retention.model_dump,
             decode=Retention.model_validate,
@@ -268,8 +280,9 @@ class Run:
         base = base or self
         items = factual_items()
         questions = [item.question for item in items]
+        decoding = replace(FACTUAL_DECODING, stop=self.decoding.stop)
         answers = {
-            name: run.answers(f"factual answers ({name})", questions, steer, FACTUAL_DECODING)
+            name: run.answers(f"factual answers ({name})", questions, steer, decoding)
             for name, run, steer in (("base", base, None), ("steered", self, plan))
         }
         return Capability.judge(items, answers["base"], answers["steered"])
@@ -282,6 +295,7 @@ class SteeringRun(Run):
 
     def __init__(self, settings: ScoringSettings, model=None):
         super().__init__(settings, model)
+        prefill_ids(self.tokenizer, self.recipe)  # an unencodable prefill fails before the model
         self._scores: dict[tuple[str, str], torch.Tensor] = {}
 
     @cached_property
@@ -290,7 +304,9 @@ class SteeringRun(Run):
 
     @cached_property
     def pairs_key(self) -> str:
-        return stable_hash("pairs", __version__, self.judge_id, self.training, self.decoding)
+        prefill = self.recipe.prefill.model_dump(exclude_none=True)
+        parts = (self.judge_id, self.training, self.decoding, *([prefill] if prefill else []))
+        return stable_hash("pairs", __version__, *parts)
 
     @cached_property
     def pairs(self) -> PairSet:
@@ -312,7 +328,7 @@ class SteeringRun(Run):
             self.settings.n_train,
             self.judge,
             self.decoding,
-            self.settings.batch_size,
+            self.settings.generation_batch,
         )
         if not pairs.pairs:
             answers = self.dir / f"unusable-pairs-{self.pairs_key}.json"

@@ -1,5 +1,6 @@
 """Stage 5: answer held-out questions (no directive) and judge each answer: concept present,
-fluent, and still about the question. Success = concept ∧ fluent ∧ relevant."""
+fluent, and still about the question. Success = concept ∧ fluent ∧ relevant (relevance only
+reported where the recipe says its answers are generic by nature: `require_relevance`)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class Evaluation(BaseModel):
     """Judged answers to one split. The manifest keeps the figures; `answers` stays out."""
 
     n: int
-    success: Rate  # concept present ∧ fluent ∧ relevant
+    success: Rate  # concept present ∧ fluent ∧ relevant (if the recipe requires it)
     concept: Rate
     fluent: Rate
     relevant: Rate
@@ -100,7 +101,7 @@ def judge_answers(
                 "concept": concept,
                 "fluent": fluent,
                 "relevant": relevant,
-                "success": concept and fluent and relevant,
+                "success": concept and fluent and (relevant or not recipe.require_relevance),
                 "pmi": round(relevance, 4),
                 **{k: round(v, 4) for k, v in figures.items()},
             }

@@ -13,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME, default_model_dir
+from gcm_edit.inputs.gguf import gguf_model_dir
 from gcm_edit.model.architectures import arch_spec
 
 
@@ -25,7 +26,8 @@ class ModelRef:
 
     @property
     def slug(self) -> str:
-        return Path(self.name.rstrip("/")).name
+        path = Path(self.name.rstrip("/"))
+        return path.stem if path.suffix == ".gguf" else path.name
 
     def fingerprint(self) -> str:
         """Changes when the weights or config change, so caches keyed on it stay honest."""
@@ -45,6 +47,10 @@ def resolve_model(name: str) -> ModelRef:
     if name == DEFAULT_MODEL:
         return ModelRef(FOLDER_NAME, str(default_model_dir()))
     path = Path(name).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise GcmEditError(f"{path} is a file: pass a Hugging Face model folder or a .gguf")
+        return ModelRef(name, str(gguf_model_dir(path.resolve())))
     if path.exists():
         if not (path / "config.json").is_file():
             raise GcmEditError(f"{path} is not a Hugging Face model folder (no config.json)")
@@ -128,9 +134,7 @@ def _damaged_weights(ref: ModelRef) -> str:
     return ref.name
 
 
-def load_model(
-    ref: ModelRef, device: str = "cpu", trust_remote_code: bool = False, config=None
-):
+def load_model(ref: ModelRef, device: str = "cpu", trust_remote_code: bool = False, config=None):
     """fp32 weights, frozen, in eval mode. `config`: already loaded by `load_config`."""
     from transformers import AutoModelForCausalLM
 
@@ -163,7 +167,8 @@ def load_model(
 def load_pretrained(
     name: str = DEFAULT_MODEL, device: str = "cpu", trust_remote_code: bool = False
 ):
-    """(model, tokenizer) by name: the built-in default model, a local HF folder or a hub id."""
+    """(model, tokenizer) by name: the built-in default model, a local HF folder, a .gguf file
+    or a hub id."""
     ref = resolve_model(name)
     return load_model(ref, device, trust_remote_code), load_tokenizer(ref, trust_remote_code)
 
@@ -174,6 +179,4 @@ def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
     tokenizer = AutoTokenizer.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise GcmEditError(f"{ref.name} has no chat template; gcm-edit needs a chat/instruct model")
     return tokenizer

@@ -30,6 +30,36 @@ class Directive(BaseModel):
     contrast: str = Field(min_length=1)
 
 
+class BasePrompt(BaseModel):
+    """How to ask a model with no chat template: plain text with a `{question}` slot and a
+    `{cue}` slot. The cue is `bare` for questions asked as users will (evaluation,
+    verification) and the directive's side (`original`, `contrast`) for training prompts."""
+
+    model_config = ConfigDict(extra="forbid")
+    template: str = Field(min_length=1)
+    bare: str = ""
+    original: str | None = None
+    contrast: str | None = None
+    # A base model does not end its turn: answers end before the first of these strings.
+    stop: list[Annotated[str, Field(min_length=1)]] = []
+
+    @model_validator(mode="after")
+    def _slots(self) -> BasePrompt:
+        for slot in ("{question}", "{cue}"):
+            if self.template.count(slot) != 1:
+                raise ValueError(
+                    f"template: needs {slot} exactly once, e.g. 'Q: {{question}}\n{{cue}}'"
+                )
+        return self
+
+    def pieces(self) -> list[str]:
+        """The template split around its slots: text, slot, text, slot, text."""
+        first, second = sorted(("{question}", "{cue}"), key=self.template.index)
+        head, rest = self.template.split(first)
+        middle, tail = rest.split(second)
+        return [head, first, middle, second, tail]
+
+
 class Fluency(BaseModel):
     """Fluent = long enough, few repeated word n-grams, plausible text under the base model.
 
@@ -56,6 +86,16 @@ def _non_blank(text: str) -> str:
 
 
 NonBlank = Annotated[str, Field(min_length=1), AfterValidator(_non_blank)]
+
+
+class Prefill(BaseModel):
+    """Opening words of a training answer ("I'm sorry, but I can't help with that."): the
+    model continues from them, they count as part of the response in M and δ, and the judge
+    still decides which pairs are kept. Held-out questions are never prefilled."""
+
+    model_config = ConfigDict(extra="forbid")
+    original: NonBlank | None = None
+    contrast: NonBlank | None = None
 
 
 class PromptPair(BaseModel):
@@ -101,10 +141,16 @@ class Recipe(BaseModel):
     # What an LLM judge (--judge-url) is asked about each answer; default from `description`.
     judge_question: str | None = None
     directive: Directive | None = None
+    # For models with no chat template (or `--prompt-format base`).
+    base_prompt: BasePrompt | None = None
+    prefill: Prefill = Prefill()
     train: Questions | None = None
     pairs: Annotated[list[PromptPair], Field(min_length=1)] | PairColumns | None = None
     max_new_tokens: int = Field(default=96, ge=1)
     fluency: Fluency = Fluency()
+    # Success = concept ∧ fluent ∧ relevant. False for concepts whose answers carry no
+    # question content by nature (a refusal): relevance is then reported, not required.
+    require_relevance: bool = True
     validation: Questions
     heldout: Questions
 
@@ -119,7 +165,23 @@ class Recipe(BaseModel):
             raise ValueError("train: missing (a directive needs train questions)")
         if self.pairs is not None and self.train is not None:
             raise ValueError("train: only used with a directive (pairs are the training prompts)")
+        base = self.base_prompt
+        if self.directive is not None and base is not None:
+            for side in ("original", "contrast"):
+                if not getattr(base, side):
+                    raise ValueError(
+                        f"base_prompt: {side} cue missing (the recipe has a directive)"
+                    )
         return self
+
+    def for_base_model(self) -> Recipe:
+        """This recipe asked through `base_prompt`: the directive's sides become the cues,
+        carried as a system message that the base template puts in its `{cue}` slot."""
+        base = self.base_prompt
+        if base is None or self.directive is None:
+            return self
+        directive = Directive(role="system", original=base.original, contrast=base.contrast)
+        return self.model_copy(update={"directive": directive})
 
     def llm_question(self) -> str:
         return (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -11,13 +11,42 @@ from gcm_edit.console import progress
 
 @dataclass(frozen=True)
 class Decoding:
-    """Greedy decoding; no_repeat_ngram_size=3 because plain greedy loops on small models."""
+    """Greedy decoding; no_repeat_ngram_size=3 because plain greedy loops on small models.
+    `stop`: strings an answer ends before (a base model goes on to ask the next question)."""
 
     max_new_tokens: int = 96
     no_repeat_ngram_size: int = 3
+    stop: tuple[str, ...] = ()
 
     def generate_kwargs(self) -> dict:
-        return {"do_sample": False, **asdict(self)}
+        return {
+            "do_sample": False,
+            "max_new_tokens": self.max_new_tokens,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }
+
+    def __repr__(self) -> str:
+        # the repr is part of stage cache keys: without stop strings, keep it as it was
+        stop = f", stop={self.stop!r}" if self.stop else ""
+        return (
+            f"Decoding(max_new_tokens={self.max_new_tokens}, "
+            f"no_repeat_ngram_size={self.no_repeat_ngram_size}{stop})"
+        )
+
+
+def cut_at_stop(tokenizer, response: list[int], stops: tuple[str, ...]) -> list[int]:
+    """The response up to (not including) the tokens that spell its first stop string."""
+    if not stops or not any(s in tokenizer.decode(response) for s in stops):
+        return response
+    end = next(
+        n
+        for n in range(1, len(response) + 1)
+        if any(s in tokenizer.decode(response[:n]) for s in stops)
+    )
+    start = end - 1
+    while start > 0 and not any(s in tokenizer.decode(response[start:end]) for s in stops):
+        start -= 1
+    return response[:start]
 
 
 def eos_ids(model, tokenizer) -> list[int]:
@@ -56,7 +85,7 @@ def generate(
         )
         for row in out[:, width:].tolist():
             cut = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
-            responses.append(row[:cut])
+            responses.append(cut_at_stop(tokenizer, row[:cut], decoding.stop))
     return responses
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gcm_edit.console import progress
-from gcm_edit.inputs.prompts import encode_prompts, training_prompts
+from gcm_edit.inputs.prompts import encode_prompts, prefill_ids, training_prompts
 from gcm_edit.inputs.recipe import Recipe
 from gcm_edit.judges import Judge, make_judge
 from gcm_edit.model.generation import Decoding, decode, generate
@@ -54,8 +54,9 @@ def build_pairs(
     decoding: Decoding = Decoding(),  # noqa: B008 (frozen)
     batch_size: int = 8,
 ) -> PairSet:
-    """Both answers to the first `n_train` training items; a pair is kept when `judge` (default:
-    the recipe's offline judge) finds the concept in the contrast answer and not the original."""
+    """Both answers to the first `n_train` training items, each starting with the recipe's
+    prefill for its side (if any); a pair is kept when `judge` (default: the recipe's offline
+    judge) finds the concept in the contrast answer and not the original."""
     training = training_prompts(recipe, n_train)
     judge = judge or make_judge(recipe.judge)
     questions = [label for label, _, _ in training]
@@ -63,8 +64,19 @@ def build_pairs(
         side: encode_prompts(tokenizer, [item[i] for item in training], f"pairs: {side} prompts")
         for i, side in ((1, "original"), (2, "contrast"))
     }
+    prefill = prefill_ids(tokenizer, recipe)  # the response starts with it, the model goes on
     responses = {
-        side: generate(model, tokenizer, ids, decoding, batch_size, f"pairs: {side} answers")
+        side: [
+            prefill[side] + r
+            for r in generate(
+                model,
+                tokenizer,
+                [p + prefill[side] for p in ids],
+                decoding,
+                batch_size,
+                f"pairs: {side} answers",
+            )
+        ]
         for side, ids in prompts.items()
     }
     texts = {side: decode(tokenizer, r) for side, r in responses.items()}

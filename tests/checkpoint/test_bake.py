@@ -76,8 +76,6 @@ def test_bake_float64_model(llama_factory, tmp_path):
     torch.testing.assert_close(baked_logits, hooked, rtol=1e-6, atol=1e-6)
 
 
-
-
 def test_bake_refuses_to_write_non_finite_weights(llama_factory):
     """A finite plan that overflows the weights when baked is an error, not a checkpoint."""
     model = llama_factory("gqa_head_dim16", seed=2)

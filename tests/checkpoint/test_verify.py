@@ -98,7 +98,6 @@ def test_verify_export_rejects_missing_keys(llama_factory, tiny_tokenizer, tmp_p
         verify_export(tmp_path, model, plan, _prompts(tiny_tokenizer), 8)
 
 
-
 def test_verify_fails_closed_on_nan_weights(llama_factory, tiny_tokenizer, tmp_path):
     """A NaN in the exported weights is a failure of its own, never 'max |Δlogit| nan'."""
     model = llama_factory("gqa_head_dim16", seed=14)

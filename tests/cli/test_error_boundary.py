@@ -55,7 +55,7 @@ def test_debug_shows_the_traceback(monkeypatch, how):
         result = _invoke("recipes", "show", "verse")
     assert result.exit_code == 1, result.output
     assert "Traceback (most recent call last)" in result.stderr
-    assert 'raise error' in result.stderr
+    assert "raise error" in result.stderr
     assert result.stderr.rstrip().endswith("error: internal error: ValueError: boom")
 
 

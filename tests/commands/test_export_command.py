@@ -10,6 +10,7 @@ import torch
 from export_helpers import K_PERCENT, N_TRAIN, _export, _leftovers
 
 from gcm_edit.cache import sha256_file
+from gcm_edit.commands.settings import DEFAULT_ALPHA
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.recipe import load_recipe
 from gcm_edit.model.heads import add_to_heads
@@ -87,7 +88,7 @@ def test_manifest(exported):
     steering = manifest["steering"]
     assert steering["n_heads_total"] == 12
     assert steering["k_percent"] == K_PERCENT
-    assert steering["alpha"] == 2.0
+    assert steering["alpha"] == DEFAULT_ALPHA
     heads = steering["heads"]
     assert len(heads) == n_selected(12, K_PERCENT) == 3
     for head in heads:

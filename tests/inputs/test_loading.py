@@ -62,18 +62,6 @@ def test_fingerprint_follows_weights(tiny_model_dir):
     assert ref.fingerprint() != before
 
 
-def test_tokenizer_needs_chat_template(tmp_path):
-    """A base (non-chat) tokenizer is refused with a clear message."""
-    folder = tmp_path / "no-template"
-    make_llama("gqa", seed=0).save_pretrained(folder)
-    tokenizer = make_tokenizer()
-    tokenizer.chat_template = None
-    tokenizer.save_pretrained(folder)
-    (folder / "chat_template.jinja").unlink(missing_ok=True)
-    with pytest.raises(GcmEditError, match="no chat template"):
-        load_tokenizer(resolve_model(str(folder)))
-
-
 def test_tokenizer_pad_defaults_to_eos(tmp_path):
     """Batching needs a pad token: without one, eos is used."""
     folder = tmp_path / "no-pad"
@@ -83,3 +71,49 @@ def test_tokenizer_pad_defaults_to_eos(tmp_path):
     make_llama("gqa", seed=0).save_pretrained(folder)
     loaded = load_tokenizer(resolve_model(str(folder)))
     assert loaded.pad_token_id == loaded.eos_token_id == 3
+
+
+def test_model_files_other_than_gguf_are_refused(tmp_path):
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"\x80\x04pickle")
+    with pytest.raises(GcmEditError, match="is a file: pass a Hugging Face model folder or a"):
+        resolve_model(str(weights))
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"not a gguf at all")
+    with pytest.raises(GcmEditError, match="is not a GGUF file"):
+        resolve_model(str(fake))
+
+
+def test_unreadable_gguf_is_one_line_and_leaves_no_folder(tmp_path, isolated_cache):
+    """A GGUF header with nothing transformers can map: one line, nothing half-written."""
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 16)
+    with pytest.raises(GcmEditError, match=r"^transformers cannot read .*broken\.gguf") as info:
+        resolve_model(str(broken))
+    assert "\n" not in str(info.value)
+    models = isolated_cache / "models"
+    assert not models.exists() or not any(models.iterdir())
+
+
+def test_gguf_of_an_unsupported_family_is_refused_before_conversion(tmp_path, isolated_cache):
+    """The GGUF's architecture is checked against the table from its metadata alone."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "tiny-gpt2.gguf"
+    writer = gguf.GGUFWriter(str(path), "gpt2")
+    writer.add_context_length(64)
+    writer.add_embedding_length(8)
+    writer.add_block_count(1)
+    writer.add_head_count(2)
+    writer.add_feed_forward_length(16)
+    writer.add_layer_norm_eps(1e-5)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(GcmEditError, match="architecture 'gpt2' is not supported"):
+        resolve_model(str(path))
+    models = isolated_cache / "models"
+    assert not models.exists() or not any(models.iterdir())

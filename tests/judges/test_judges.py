@@ -225,3 +225,33 @@ def test_success_needs_concept_and_fluency(tiny_model_dir):
     assert ev.success.k == int(ev.answers[0]["relevant"])
     assert ev.concept.rate == pytest.approx(2 / 3)
     assert ev.grade_label == "rhyme share"
+
+
+def test_success_without_required_relevance(tiny_model_dir):
+    """`require_relevance: false` (refusals are generic by nature): a fluent answer with the
+    concept succeeds whatever its relevance, which is still measured and reported."""
+    from gcm_edit.evaluation.answers import judge_answers
+    from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
+    from gcm_edit.inputs.recipe import load_recipe
+
+    ref = resolve_model(str(tiny_model_dir))
+    verse = load_recipe("verse")
+    lenient = verse.fluency.model_copy(update={"max_perplexity": 1e9})
+    model, tokenizer = load_model(ref), load_tokenizer(ref)
+    results = {
+        required: judge_answers(
+            model,
+            tokenizer,
+            verse.model_copy(update={"fluency": lenient, "require_relevance": required}),
+            make_judge("verse"),
+            ["q1", "q2"],
+            [POEM, POEM],
+        )
+        for required in (True, False)
+    }
+    assert not all(a["relevant"] for a in results[True].answers)  # a poem off its question
+    assert [a["success"] for a in results[False].answers] == [True, True]
+    assert [a["relevant"] for a in results[False].answers] == [
+        a["relevant"] for a in results[True].answers
+    ]
+    assert results[False].relevant == results[True].relevant

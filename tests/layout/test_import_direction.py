@@ -66,9 +66,7 @@ def module_name(path: Path) -> str:
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_point_down(path):
     own = level(module_name(path))
-    upward = [
-        f"line {line}: {target}" for line, target in imported(path) if level(target) > own
-    ]
+    upward = [f"line {line}: {target}" for line, target in imported(path) if level(target) > own]
     assert upward == [], f"{module_name(path)} (level {own}) imports from above: {upward}"
 
 

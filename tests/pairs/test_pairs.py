@@ -7,8 +7,8 @@ import torch
 
 from gcm_edit.cache import read_json, write_json
 from gcm_edit.inputs.prompts import chat_messages, encode_prompt
-from gcm_edit.inputs.recipe import Directive, load_recipe
-from gcm_edit.model.generation import Decoding, decode, generate
+from gcm_edit.inputs.recipe import Directive, Prefill, load_recipe
+from gcm_edit.model.generation import Decoding, cut_at_stop, decode, generate
 from gcm_edit.pairs.contrastive import PairSet, build_pairs
 
 QUESTIONS = ["Why is the sky blue?", "How do plants grow?", "What is the moon?", "Why?"]
@@ -130,3 +130,47 @@ def test_pair_set_json_round_trip(pair_set, tmp_path):
     pairs, _, _ = pair_set
     write_json(tmp_path / "pairs.json", pairs.to_json())
     assert PairSet.from_json(read_json(tmp_path / "pairs.json")) == pairs
+
+
+def test_prefill_starts_the_contrast_response(llama_factory, tiny_tokenizer):
+    """The prefill is the first part of the contrast response, the model continues from it
+    exactly as if the prompt ended with it, and the original side is untouched."""
+    model = llama_factory("gqa_head_dim16", seed=25)
+    decoding = Decoding(max_new_tokens=5)
+    recipe = load_recipe("verse").model_copy(
+        update={"train": QUESTIONS[:2], "prefill": Prefill(contrast="the sun is bright")}
+    )
+    pairs = build_pairs(
+        model,
+        tiny_tokenizer,
+        recipe,
+        judge=lambda text: text.startswith("the sun is bright"),
+        decoding=decoding,
+    )
+    prefill = tiny_tokenizer("the sun is bright", add_special_tokens=False)["input_ids"]
+    assert len(pairs.pairs) == 2 and pairs.contrast_adherence == 1.0
+    for pair in pairs.pairs:
+        assert pair.text_contrast.startswith("the sun is bright")
+        continued = generate(model, tiny_tokenizer, [pair.prompt_contrast + prefill], decoding)[0]
+        assert pair.response_contrast == prefill + continued
+        assert (
+            pair.response_orig == generate(model, tiny_tokenizer, [pair.prompt_orig], decoding)[0]
+        )
+        assert pair.prompt_contrast[-len(prefill) :] != prefill  # the prompt stays the prompt
+
+
+def test_stop_strings_end_the_answer(llama_factory, tiny_tokenizer):
+    """A base model's answer ends before the tokens that spell the first stop string."""
+    ids = tiny_tokenizer("the sun is bright ? How do plants grow", add_special_tokens=False)
+    row = ids["input_ids"]
+    assert cut_at_stop(tiny_tokenizer, row, ("? How",)) == row[:4]
+    assert cut_at_stop(tiny_tokenizer, row, ("moon",)) == row
+    assert cut_at_stop(tiny_tokenizer, row, ("the sun",)) == []
+    assert repr(Decoding()) == "Decoding(max_new_tokens=96, no_repeat_ngram_size=3)"
+    model = llama_factory("gqa", seed=23)
+    prompts = [encode_prompt(tiny_tokenizer, chat_messages(q, None, "original")) for q in QUESTIONS]
+    free = generate(model, tiny_tokenizer, prompts, Decoding(max_new_tokens=12))
+    word = tiny_tokenizer.decode(free[0][3:4])
+    stopped = generate(model, tiny_tokenizer, prompts, Decoding(max_new_tokens=12, stop=(word,)))
+    assert stopped[0] == cut_at_stop(tiny_tokenizer, free[0], (word,))
+    assert len(stopped[0]) <= 3

@@ -108,7 +108,6 @@ def test_composed_plan_equals_summed_hooks(llama_factory):
     assert composed.alpha == 1.0 and composed.scales == [1.5, 0.75, 3.0, 3.0]
 
 
-
 @pytest.mark.parametrize("field", ["alpha", "vectors", "scales"])
 def test_plan_with_nan_or_inf_is_refused(field):
     """A plan carrying NaN or inf never exists, so nothing can be baked from it."""
