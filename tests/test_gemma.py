@@ -78,5 +78,5 @@ def test_export_gemma3_270m_base_gguf(integration_cache, monkeypatch, tmp_path, 
     assert verified.exit_code == 0, verified.output
 
     # `gcm-edit eval` asks the plain export as the export measured it (base prompt, stops)
-    report = eval_plain_export(out, tmp_path / "eval.json", max_new_tokens=64)
+    report = eval_plain_export(out, tmp_path / "eval.json", max_new_tokens=64, n_questions=8)
     assert report["recipe"]["prompt_format"] == "base"

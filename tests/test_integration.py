@@ -73,5 +73,5 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
     assert verified.output.startswith("ok: max |Δlogit|")
 
     # The export judged as a plain folder (no hooks) gives the hooked model's held-out answers.
-    report = eval_plain_export(out, tmp_path / "eval.json", max_new_tokens=48)
+    report = eval_plain_export(out, tmp_path / "eval.json", max_new_tokens=48, n_questions=2)
     assert report["retention"]["kl"] == pytest.approx(manifest["retention"]["kl"], rel=1e-4)
