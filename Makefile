@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval
+.PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,9 @@ bench-methods: setup
 
 bench-eval: setup
 	$(BIN)/python bench/evaluation.py $(ARGS)
+
+bench-pareto: setup
+	$(BIN)/python bench/pareto.py $(ARGS)
 
 # steering-vectors pins transformers<5 but only needs module hooks: --no-deps keeps ours.
 bench-overhead: setup

@@ -195,6 +195,29 @@ def random_plan(geometry, seed: int = 0):
     return SteeringPlan(geometry, list(HEADS), vectors, alpha=1.7, scales=scales)
 
 
+def rank1_plan(model, heads=HEADS, alpha: float = 1.7, seed: int = 0):
+    """A rank-1 SteeringPlan over `heads`: random δ and c in [0.5, 1.5), and reads u from the
+    model's own mean head outputs on random sequences, so uᵀz ≈ 1 on its typical activity."""
+    from gcm_edit.model.heads import HeadGeometry
+    from gcm_edit.steering.plan import SteeringPlan, read_vector
+    from gcm_edit.steering.vectors import original_key, steering_vectors
+
+    geometry = HeadGeometry.of(model.config)
+    means = steering_vectors(model, make_pairs(3, seed), pad_id=1)[original_key("all")]
+    g = torch.Generator().manual_seed(seed)
+    return SteeringPlan(
+        geometry,
+        [],
+        torch.zeros(0, geometry.head_dim),
+        alpha,
+        [],
+        rank1_heads=list(heads),
+        rank1_vectors=torch.randn(len(heads), geometry.head_dim, generator=g),
+        rank1_reads=torch.stack([read_vector(means, layer, head) for layer, head in heads]),
+        rank1_scales=(0.5 + torch.rand(len(heads), generator=g)).tolist(),
+    )
+
+
 def unwritable_folder(tmp_path: Path) -> Path:
     """A folder no file can be created in: mode 0o500, or (as root, whom modes do not stop)
     a process folder under /proc, where nobody can."""

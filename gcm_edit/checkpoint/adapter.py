@@ -4,7 +4,11 @@ LoRA adds `B(A x) + b_B` (times lora_alpha / r, set to 1) to o_proj's output:
 - additive steering: `lora_bias=True` with B's weights zero and B's bias = W_O·a, the very
   bias the full export bakes (W_O before any scaling, as in the hook z ← s⊙z + a);
 - head scaling by s: rank d_head per scaled head, A selects the head's input columns and
-  B = (s − 1)·W_O[:, head], so W_O z + B A z = W_O (s ⊙ z).
+  B = (s − 1)·W_O[:, head], so W_O z + B A z = W_O (s ⊙ z);
+- a rank-1 head is one rank: A's row is uᵀ on the head's input columns and B's column is
+  W_O[:, head]·(α c δ), so B A z = W_O[:, head] (α c δ)(uᵀ z_head).
+A layer's ranks add up: d_head per scaled head, then one per rank-1 head, all reading the
+unscaled z and using W_O before scaling, as the hook and the full export do.
 `PeftModel.from_pretrained(base, folder)` is therefore the steered model; merging needs an
 o_proj bias in the base (families with an `attention_bias` switch: load it with True).
 """
@@ -38,8 +42,13 @@ def build_adapter(model, plan: SteeringPlan):
     scaled = {layer: [] for layer in layers}
     for (layer, head), value in zip(plan.scaled_heads, plan.head_scales, strict=True):
         scaled[layer].append((head, value))
+    rank1 = plan.rank1_factors()
+    n_rank1 = {layer: len(reads) for layer, (reads, _) in rank1.items()}
     names = _module_names(model)
-    ranks = {names[layer]: max(1, g.head_dim * len(scaled[layer])) for layer in layers}
+    ranks = {
+        names[layer]: max(1, g.head_dim * len(scaled[layer]) + n_rank1.get(layer, 0))
+        for layer in layers
+    }
     config = LoraConfig(
         target_modules=[names[layer] for layer in layers],
         r=1,
@@ -69,5 +78,11 @@ def build_adapter(model, plan: SteeringPlan):
             cols = g.head_slice(head)
             lora_a.weight[rows, cols] = torch.eye(g.head_dim, dtype=weight.dtype)
             lora_b.weight[:, rows] = (value - 1.0) * weight[:, cols]
+        if layer in rank1:
+            reads, writes = rank1[layer]
+            rows = slice(g.head_dim * len(scaled[layer]), None)  # after the scaling ranks
+            lora_a.weight[rows] = reads.to(lora_a.weight)
+            columns = weight.double() @ writes.to(weight.device, torch.float64).T
+            lora_b.weight[:, rows] = columns.to(lora_b.weight)
     require_finite(peft_model, plan)
     return peft_model.eval()

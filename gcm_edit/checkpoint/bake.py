@@ -1,11 +1,14 @@
 """Bake a steering plan into the weights — an exact edit, not an approximation.
 
-Adding v to o_proj's input adds W_O·v to its output, and scaling a head's slice of the input
-by s is the same as scaling those columns of W_O:
-    b_O[l] += Σ_{h∈S_l} W_O[:, h·d:(h+1)·d] (α c[l,h] δ[l,h])      (additive)
-    W_O[:, h·d:(h+1)·d] ← s[l,h] · W_O[:, h·d:(h+1)·d]               (head scaling)
-(W_O·δ, not δ: the two only share a shape when heads·head_dim = hidden_size.) The bias uses
-W_O before scaling, matching the hook z ← s ⊙ z + a.
+Adding v to o_proj's input adds W_O·v to its output, scaling a head's slice of the input
+by s is the same as scaling those columns of W_O, and adding v·(uᵀz_h) is a rank-1 update of
+them. With W_h = W_O[:, h·d:(h+1)·d]:
+    b_O[l] += Σ_{h∈S_l} W_h (α c[l,h] δ[l,h])                  (additive)
+    W_h ← s[l,h] · W_h                                          (head scaling)
+    W_h ← W_h + (W_h · α c[l,h] δ[l,h]) u[l,h]ᵀ                (rank-1: needs no bias)
+(W_O·δ, not δ: the two only share a shape when heads·head_dim = hidden_size.) The bias and
+the rank-1 term use W_O before scaling, matching the hook z ← s ⊙ z + a + Σ αcδ(uᵀz):
+W' = W·diag(s) + Σ_h W_h (α c_h δ_h) u_hᵀ, computed in float64.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ def bake(model: nn.Module, plan: SteeringPlan) -> nn.Module:
     """A copy of `model` with the plan in its weights; `model` itself is left untouched.
 
     Additive steering switches the family's o_proj bias on (q/k/v biases come with it and
-    are written as zeros, so the checkpoint loads with no missing keys); head scaling needs
-    no config change.
+    are written as zeros, so the checkpoint loads with no missing keys); head scaling and
+    rank-1 edits need no config change.
     """
     baked = llamafy(model) if needs_llamafy(model, plan) else copy.deepcopy(model)
     if plan.heads:
@@ -62,11 +65,22 @@ def bake(model: nn.Module, plan: SteeringPlan) -> nn.Module:
             _add_zero_bias(o_proj)
             o_proj.bias += (o_proj.weight.double() @ add[layer].double()).to(o_proj.bias.dtype)
     scale = plan.scale_tensor()
-    if scale is not None:
-        for layer, o_proj in enumerate(o_proj_modules(baked)):
-            o_proj.weight.mul_(scale[layer].to(o_proj.weight))
+    rank1 = plan.rank1_factors()
+    for layer, o_proj in enumerate(o_proj_modules(baked)):
+        weight = o_proj.weight
+        update = rank1_update(weight, *rank1[layer]) if layer in rank1 else None  # W unscaled
+        if scale is not None:
+            weight.mul_(scale[layer].to(weight))
+        if update is not None:
+            weight += update.to(weight.dtype)
     require_finite(baked, plan)
     return baked
+
+
+def rank1_update(weight: torch.Tensor, reads: torch.Tensor, writes: torch.Tensor) -> torch.Tensor:
+    """(W·writesᵀ)·reads in float64: what the layer's rank-1 edits add to W_O."""
+    w = weight.double()
+    return (w @ writes.to(w).T) @ reads.to(w)
 
 
 def require_finite(model: nn.Module, plan: SteeringPlan) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from gcm_edit.checkpoint.manifest import Manifest, composition_table
 from gcm_edit.evaluation.answers import PROMPTED
+from gcm_edit.evaluation.plan_results import frontier_table, ranked
 from gcm_edit.scoring.methods import METHODS
+from gcm_edit.steering.collateral import RANKINGS
 
 
 def _quote(text: str) -> str:
@@ -62,6 +64,8 @@ model = AutoModelForCausalLM.from_pretrained("PATH_TO_THIS_FOLDER")
 def _edit(manifest: Manifest) -> str:
     if manifest.steering.intervention == "scale":
         return f"the outputs (o_proj columns) scaled by {manifest.steering.alpha}"
+    if manifest.steering.intervention == "rank1":
+        return "steering vectors baked as rank-1 edits of the output-projection columns"
     return "steering vectors baked into the output-projection biases"
 
 
@@ -69,11 +73,32 @@ def _chosen(manifest: Manifest) -> str:
     selection = manifest.selection
     if selection.validation is None:
         return ""
+    asked = f"α = {selection.alpha}, k = {selection.k_percent} asked for"
+    if selection.kl_budget is not None:
+        asked = f"a KL budget of {selection.kl_budget:g} per neutral token asked for"
     return (
-        f"; α = {selection.alpha}, k = {selection.k_percent} asked for: chosen among "
-        f"{len(selection.validation)} candidates on the validation split (highest success, "
-        "ties to lower KL), never on the held-out questions reported above"
+        f"; {asked}: chosen among {len(selection.validation)} candidates on the validation "
+        "split (highest success, ties to lower KL), never on the held-out questions reported "
+        "above"
     )
+
+
+def _frontier(manifest: Manifest) -> str:
+    """Where the export sits among the plans it was chosen from (success vs KL)."""
+    selection = manifest.selection
+    if not selection.validation or len(selection.validation) < 2:
+        return ""
+    chosen = ranked(selection.validation)[0]
+    table = frontier_table("", selection.validation, chosen).markdown()
+    return f"""## Where this plan sits
+
+Success against KL for the {len(selection.validation)} candidates measured on the validation
+split: the non-dominated ones (no other plan has at least the success at no more KL), cheapest
+first. A user who wants less collateral picks a row above the chosen one.
+
+{table}
+
+"""
 
 
 def _window(manifest: Manifest) -> str:
@@ -91,13 +116,18 @@ def _learned(manifest: Manifest) -> str:
     if not learning:
         return ""
     goal = learning.objective
+    kept = (
+        "the uniform plan itself (step 0): no learned snapshot did better"
+        if learning.chosen_step == 0
+        else f"step {learning.chosen_step}, {learning.surviving} heads"
+    )
     return f"""## Learned scales
 
-Per-head scales were learned (activation scaling: −M per token + {goal["lambda_f"]}·KL +
-{goal["lambda_m"]}·L1, {goal["steps"]} Adam steps, lr {goal["lr"]}) on
-{len(learning.candidates)} candidate heads; {learning.surviving} survived the L1 term.
-Held-out, against the best uniform α (α = {learning.uniform.alpha}, chosen on the
-validation split) on the same number of top-scored heads:
+Per-head scales were learned (activation scaling: −M per token + λ·KL + {goal["lambda_m"]}·L1,
+λ a Lagrange multiplier holding KL per neutral token to {goal["kl_target"]:.4g}; {goal["steps"]}
+Adam steps, lr {goal["lr"]}) on {len(learning.candidates)} candidate heads, starting from the
+uniform plan. Of the snapshots every {goal["snapshot_every"]} steps, the best on the validation
+split within the KL target was kept: {kept}. Held-out, against that uniform plan:
 
 {learning.table().markdown()}
 
@@ -111,8 +141,10 @@ def _composition(manifest: Manifest) -> str:
     return f"""## Composed concepts
 
 This checkpoint bakes {len(rows)} concepts at once (their additions sum, head scales
-multiply; each concept's α is folded into its heads' scales c). Each concept's held-out
-success, with its own plan alone and in this composed model, shows the interference:
+multiply; each concept's α is folded into its heads' scales c). Unless composed with
+`--no-compose-disjoint`, each concept steers the best heads no earlier concept steers ("given
+up": heads its own ranking wanted). Each concept's held-out success, with its own plan alone
+and in this composed model, shows the interference:
 
 {composition_table(rows).markdown()}
 
@@ -195,9 +227,10 @@ Contrastive pairs: {manifest.pairs.kept} kept of {manifest.pairs.n_questions}
 training questions (the model followed the contrast directive in
 {manifest.pairs.contrast_adherence:.0%} of them).
 
-{_learned(manifest)}{_composition(manifest)}## Steering
+{_frontier(manifest)}{_learned(manifest)}{_composition(manifest)}## Steering
 
 - heads (layer.head): {", ".join(h.label() for h in steering.heads)}
+- heads ranked by {RANKINGS[steering.rank_by]}
 - α = {steering.alpha}, δ averaged over **{steering.positions}** positions{_chosen(manifest)}
 - verified: max |Δlogit| vs the hooked model = {manifest.verification.max_abs_logit_diff:.2e}
   (fp32), greedy text identical: {manifest.verification.greedy_identical}

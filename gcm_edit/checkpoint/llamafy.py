@@ -42,7 +42,7 @@ def llama_config(config):
     if rope.get("partial_rotary_factor", 1.0) != 1.0:
         raise GcmEditError(
             f"{config.model_type} with partial_rotary_factor {rope['partial_rotary_factor']} "
-            "cannot be rewritten as Llama exactly; use --intervention scale"
+            "cannot be rewritten as Llama exactly; use --intervention scale or rank1"
         )
     values = {name: getattr(config, name) for name in _COPIED if hasattr(config, name)}
     extra = {}

@@ -65,13 +65,16 @@ class ExportInfo(Section):
 
 
 class HeadRow(Section):
-    """A steered head: additive (scale c, |δ|, push) or scaled (head_scale s), with its score."""
+    """A steered head: additive (scale c, |δ|, push), scaled (head_scale s) or rank-1
+    (rank1_scale c, |δ|), with its score."""
 
     layer: int
     head: int
     scale: float | None = None
     delta_norm: float | None = None
     head_scale: float | None = None
+    rank1_scale: float | None = None
+    collateral: float | None = None  # κ: KL with this head alone steered (effect-per-kl)
     push: float | None = None  # ‖α·c·δ‖ / the head's typical output norm
     score: float
 
@@ -86,6 +89,8 @@ class HeadRow(Section):
             name += f" (c={self.scale:.3g})"
         if self.head_scale is not None:
             name += f" (s={self.head_scale:.3g})"
+        if self.rank1_scale is not None:
+            name += f" (rank-1, c={self.rank1_scale:.3g})"
         return name
 
 
@@ -95,6 +100,7 @@ class SteeringInfo(Section):
     n_heads_total: int
     alpha: float
     positions: str
+    rank_by: str = "effect"  # effect | effect-per-kl
     heads: list[HeadRow]
 
 
@@ -113,10 +119,12 @@ class PairsInfo(Section):
 
 
 class Selection(Section):
-    """α and k% as asked for; with "auto", the choice and every validation row."""
+    """α, k% and the KL budget as asked for; when chosen ("auto", a budget), the choice
+    and every validation row."""
 
     alpha: float | str
     k_percent: float | str
+    kl_budget: float | None = None
     chosen: dict | None = None
     validation: list[PlanResult] | None = None
 
@@ -129,12 +137,6 @@ class Sample(Section):
     question: str
     base: str
     steered: str
-
-
-class UniformRival(Section):
-    alpha: float
-    n_heads: int
-    validation: list[PlanResult]
 
 
 class PlanComparison(Section):
@@ -156,7 +158,8 @@ class ScaleLearningReport(Section):
     s: list[float] | None
     surviving: int
     history: list[dict]
-    uniform: UniformRival
+    chosen_step: int  # the snapshot kept (0: the uniform warm start itself)
+    validation: list[PlanResult]  # each snapshot within the KL target, on validation
     comparison: list[PlanComparison]
 
     def table(self) -> ResultTable:
@@ -166,7 +169,7 @@ class ScaleLearningReport(Section):
             *RATE_COLUMNS,
             Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
         ]
-        title = "Learned scales vs the best uniform α at the same number of heads (held-out)"
+        title = "Learned scales vs their uniform warm start, same KL target (held-out)"
         return ResultTable(title, columns, self.comparison)
 
 
@@ -176,6 +179,7 @@ class CompositionRow(Section):
     concept: str
     recipe_sha256: str
     heads: list[list[int]]
+    given_up: list[list[int]] = []  # heads its ranking wanted that an earlier concept steers
     alpha: float
     base_success: Rate
     alone_success: Rate
@@ -186,6 +190,7 @@ def composition_table(rows: list[CompositionRow]) -> ResultTable:
     columns = [
         Column("concept", lambda r: r.concept),
         Column("heads", lambda r: len(r.heads)),
+        Column("given up to earlier concepts", lambda r: len(r.given_up)),
         Column("α", lambda r: r.alpha, "g"),
         Column("base", lambda r: r.base_success),
         Column("alone", lambda r: r.alone_success),

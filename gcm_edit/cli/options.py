@@ -32,14 +32,14 @@ def _choices(annotation: Any) -> list[str]:
 def _cli_type(field: FieldInfo, repeated: bool) -> Any:
     """What typer parses; pydantic then validates (Literals, ranges, "auto", lists)."""
     annotation = field.annotation
-    if repeated:
+    if repeated or get_origin(annotation) is list:
         return list[str]
     if annotation in _PLAIN:
         return annotation
     inner = [a for a in get_args(annotation) if a is not type(None)]
     if type(None) in get_args(annotation) and len(inner) == 1 and inner[0] in _PLAIN:
         return inner[0] | None
-    return str  # literals, lists (comma-separated), numbers-or-"auto"
+    return str  # literals, numbers-or-"auto"
 
 
 def _cli_default(field: FieldInfo) -> Any:
@@ -47,7 +47,7 @@ def _cli_default(field: FieldInfo) -> Any:
         return inspect.Parameter.empty
     default = field.get_default(call_default_factory=True)
     if isinstance(default, list):
-        return ",".join(str(v) for v in default)
+        return [str(v) for v in default]
     return default
 
 
@@ -57,8 +57,9 @@ def _parameter(name: str, field: FieldInfo, repeated: bool) -> inspect.Parameter
     choices = _choices(field.annotation)
     if choices and not repeated:
         help_text += f" [{'|'.join(choices)}]"
-    if get_origin(field.annotation) is list:
-        help_text += " Comma-separated."
+    listed = get_origin(field.annotation) is list
+    if listed:
+        help_text += " Comma-separated or repeated."
     cli_type = _cli_type(field, repeated)
     if extra.get("argument"):
         info: Any = typer.Argument(help=help_text, show_default=False, metavar=name.upper())
@@ -66,9 +67,9 @@ def _parameter(name: str, field: FieldInfo, repeated: bool) -> inspect.Parameter
         flag = "--" + extra.get("flag", name).replace("_", "-")
         if cli_type is bool:
             flag += f"/--no-{flag[2:]}"
-        info = typer.Option(flag, help=help_text, metavar="TEXT" if repeated else None)
+        info = typer.Option(flag, help=help_text, metavar="TEXT" if repeated or listed else None)
     default = _cli_default(field)
-    if repeated:
+    if repeated and not listed:
         default = [default]
     return inspect.Parameter(
         name,
@@ -79,11 +80,11 @@ def _parameter(name: str, field: FieldInfo, repeated: bool) -> inspect.Parameter
 
 
 def to_settings(cls: type[Settings], values: dict[str, Any]) -> Settings:
-    """CLI values → settings; comma lists split; a validation error names the option."""
+    """CLI values → settings; list options given repeatedly and/or comma-separated are
+    joined into one list; a validation error names the option."""
     for name, value in values.items():
-        listed = get_origin(cls.model_fields[name].annotation) is list
-        if listed and isinstance(value, str) and name not in cls.cli_repeated:
-            values[name] = [item.strip() for item in value.split(",")]
+        if get_origin(cls.model_fields[name].annotation) is list and isinstance(value, list):
+            values[name] = [item.strip() for given in value for item in given.split(",")]
     try:
         return cls(**values)
     except ValidationError as exc:

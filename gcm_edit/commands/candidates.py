@@ -1,29 +1,40 @@
 """Candidate plans measured on the validation split (never the held-out one).
 
-`calibrate` (positions × α), `sweep` (method × k × α), `export --alpha auto` and the
-learned-scales rival all score a candidate the same way: success (concept ∧ fluent) on the
-validation questions (concept ∧ fluent ∧ relevant, with its 95% interval), with KL(base ‖
-steered) on neutral prompts as the tie-breaker.
+`calibrate` (positions × α), `sweep` (method × k × α), `export --alpha auto`,
+`export --kl-budget` and learned scales' early stopping all score a candidate the same way:
+success on the validation questions (concept ∧ fluent ∧ relevant, with its 95% interval),
+with KL(base ‖ steered) on neutral prompts as the tie-breaker.
 """
 
 from __future__ import annotations
 
+import itertools
+
 from gcm_edit.commands.run import Run, SteeringRun
+from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.plan_results import PlanResult, best
+from gcm_edit.inputs.recipe import Directive
 from gcm_edit.steering.plan import SteeringPlan
 
 
 def measure(
-    run: Run, questions: list[str], plan: SteeringPlan | None, method: str, **keys
+    run: Run,
+    questions: list[str],
+    plan: SteeringPlan | None,
+    method: str,
+    directive: Directive | None = None,
+    **keys,
 ) -> PlanResult:
-    """One row: `method` and `keys` (positions, k_percent, alpha) plus what the plan achieved."""
-    label = "validation (base)"
+    """One row: `method` and `keys` (positions, k_percent, alpha, ...) plus what the plan
+    achieved; with `directive`, the unsteered model asked with it (the prompting reference)."""
+    label = f"validation ({method})"
     if plan is not None:
+        extra = "".join(f", {keys[name]}" for name in ("rank_by", "intervention") if name in keys)
         label = (
             f"validation ({method}, {keys['positions']}, k={keys['k_percent']:g}%, "
-            f"α={keys['alpha']:g})"
+            f"α={keys['alpha']:g}{extra})"
         )
-    ev = run.judged(questions, run.answers(label, questions, plan))
+    ev = run.judged(questions, run.answers(label, questions, plan, directive=directive))
     return PlanResult(
         method=method,
         **keys,
@@ -46,6 +57,7 @@ def choose_alpha_k(
     alphas: list[float],
     ks: list[float],
     n_validation: int | None,
+    rank_by: str = "effect",
 ) -> tuple[PlanResult, list[PlanResult]]:
     """Grid-search α × k% on the validation split: (best row, every row)."""
     questions = run.recipe.validation[:n_validation]
@@ -53,13 +65,56 @@ def choose_alpha_k(
         measure(
             run,
             questions,
-            run.plan(positions, alpha, k, method, intervention),
+            run.plan(positions, alpha, k, method, intervention, rank_by),
             method,
             positions=positions,
+            rank_by=rank_by,
+            intervention=intervention,
             k_percent=k,
             alpha=alpha,
         )
         for k in ks
         for alpha in alphas
     ]
+    return best(rows), rows
+
+
+def search_budget(
+    run: SteeringRun,
+    budget: float,
+    method: str,
+    grid: dict[str, list],
+    n_validation: int | None,
+) -> tuple[PlanResult, list[PlanResult]]:
+    """The most successful plan on the validation split whose KL per neutral token is at most
+    `budget`: (best row, every row measured). `grid` holds the candidates' `positions`,
+    `rank_by`, `intervention`, `k_percent` and `alpha` lists.
+
+    KL is cheap (one teacher-forced pass of the neutral prompts), success is not (answers
+    generated and judged), so every grid point's KL is measured first and, per (positions,
+    ranking, edit, k%), success only for the strongest α inside the budget: more push buys
+    more concept until the KL limit, and the frontier is made of those points."""
+    questions = run.recipe.validation[:n_validation]
+    rows, cheapest = [], None
+    for positions, rank_by, intervention, k in itertools.product(
+        grid["positions"], grid["rank_by"], grid["intervention"], grid["k_percent"]
+    ):
+        keys = dict(positions=positions, rank_by=rank_by, intervention=intervention, k_percent=k)
+        inside = None
+        for alpha in sorted(grid["alpha"]):
+            plan = run.plan(positions, alpha, k, method, intervention, rank_by)
+            kl = run.retention(plan).kl
+            if cheapest is None or kl < cheapest[0]:
+                cheapest = (kl, {**keys, "alpha": alpha})
+            if kl <= budget:
+                inside = (alpha, plan)
+        if inside is not None:
+            rows.append(measure(run, questions, inside[1], method, **keys, alpha=inside[0]))
+    if not rows:
+        kl, keys = cheapest
+        point = ", ".join(f"{name}={value}" for name, value in keys.items())
+        raise GcmEditError(
+            f"no plan on the grid is within --kl-budget {budget:g}: the smallest KL was "
+            f"{kl:.3f} ({point}); raise the budget or add smaller --budget-alphas / --auto-ks"
+        )
     return best(rows), rows

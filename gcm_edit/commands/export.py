@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 
 from gcm_edit.cache import sha256_file, stable_hash
@@ -23,18 +22,16 @@ from gcm_edit.checkpoint.manifest import (
     PlanComparison,
     RecipeInfo,
     Sample,
-    Selection,
     SteeringInfo,
 )
 from gcm_edit.checkpoint.verify import VERIFY_PROMPTS, Verification, verify_export
-from gcm_edit.commands.candidates import choose_alpha_k
 from gcm_edit.commands.learned import LearnedStrength
 from gcm_edit.commands.run import Run, SteeringRun, reject_sharding
 from gcm_edit.commands.settings import ExportSettings
+from gcm_edit.commands.strength import choose_strength
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import PROMPTED, Evaluation
-from gcm_edit.evaluation.plan_results import results_table, separation_note
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.architectures import window_limit
 from gcm_edit.output import check_output, invocation, staged_folder, weights_bytes
@@ -46,37 +43,6 @@ from gcm_edit.tables import print_tables
 from gcm_edit.version import __version__
 
 PUSH_WARNING = 10.0  # warn when a head is pushed this many times its own output norm
-
-
-@dataclass(frozen=True)
-class Strength:
-    """α and k% to steer with, and how they were chosen (the manifest's `selection`)."""
-
-    alpha: float
-    k_percent: float
-    selection: Selection
-
-
-def choose_strength(run: SteeringRun) -> Strength:
-    """α and k%: as given, or ("auto") the best on the validation split, never the held-out."""
-    s: ExportSettings = run.settings
-    if "auto" not in (s.alpha, s.k_percent):
-        return Strength(s.alpha, s.k_percent, Selection(alpha=s.alpha, k_percent=s.k_percent))
-    alphas = s.auto_alphas if s.alpha == "auto" else [s.alpha]
-    ks = s.auto_ks if s.k_percent == "auto" else [s.k_percent]
-    top, rows = choose_alpha_k(
-        run, s.positions, s.method, s.intervention, alphas, ks, s.n_validation
-    )
-    print_tables(results_table(f"{run.recipe.name}: choosing on the validation split", rows))
-    console.print(
-        f"chosen on validation: α={top.alpha}, k={top.k_percent}% "
-        f"(success {top.success}, KL {top.kl:.4f})"
-    )
-    if note := separation_note(rows, "candidate"):
-        console.print(f"[yellow]note:[/] {note}")
-    chosen = {"alpha": top.alpha, "k_percent": top.k_percent}
-    selection = Selection(alpha=s.alpha, k_percent=s.k_percent, chosen=chosen, validation=rows)
-    return Strength(top.alpha, top.k_percent, selection)
 
 
 def evaluate_heldout(
@@ -103,13 +69,15 @@ def evaluate_heldout(
 
 
 def composition_row(
-    run: Run, alone: SteeringPlan, metrics: dict[str, Evaluation]
+    run: Run, alone: SteeringPlan, metrics: dict[str, Evaluation], given_up: list = ()
 ) -> CompositionRow:
-    """One concept's held-out success: base, its own plan alone, and the composed model."""
+    """One concept's held-out success: base, its own plan alone, and the composed model;
+    `given_up`: the heads its own ranking wanted that an earlier concept already steers."""
     return CompositionRow(
         concept=run.recipe.name,
         recipe_sha256=run.recipe.sha256(),
         heads=[list(h) for h in alone.steered_heads],
+        given_up=[list(h) for h in given_up],
         alpha=alone.alpha,
         base_success=metrics["base"].success,
         alone_success=metrics["alone"].success,
@@ -119,9 +87,12 @@ def composition_row(
 
 def compose_concepts(
     run: SteeringRun, first: SteeringPlan
-) -> tuple[SteeringPlan, list[tuple[Run, SteeringPlan, dict[str, Evaluation]]]]:
+) -> tuple[SteeringPlan, list[tuple[Run, SteeringPlan, dict[str, Evaluation], list]]]:
     """Plans for the further concepts (same settings, same loaded model), composed with the
-    first; each further concept is judged on its own held-out questions alone and composed."""
+    first; each further concept is judged on its own held-out questions alone and composed.
+
+    With --compose-disjoint (default) each concept takes the best heads no earlier concept
+    steers: two concepts pushing the same head's output is where they interfere most."""
     s: ExportSettings = run.settings
     if s.learn_scales:
         raise GcmEditError("--learn-scales cannot be combined with several --concept (yet)")
@@ -129,18 +100,21 @@ def compose_concepts(
         SteeringRun(s.model_copy(update={"concept": concept, "compose": []}), model=run.model)
         for concept in s.compose
     ]
-    alone = []
+    alone, given_up, taken = [], [], set(first.steered_heads)
     for other in others:
         strength = choose_strength(other)
-        alone.append(
-            other.plan(s.positions, strength.alpha, strength.k_percent, s.method, s.intervention)
-        )
+        wanted = strength.plan(other).steered_heads
+        exclude = frozenset(taken) if s.compose_disjoint else frozenset()
+        plan = strength.plan(other, exclude)
+        given_up.append([h for h in wanted if h in taken and h not in plan.steered_heads])
+        taken |= set(plan.steered_heads)
+        alone.append(plan)
     composed = SteeringPlan.compose([first, *alone])
     judged = []
-    for other, plan in zip(others, alone, strict=True):
+    for other, plan, lost in zip(others, alone, given_up, strict=True):
         plans = {"base": None, "alone": plan, "steered": composed}
         metrics = evaluate_heldout(other, plans, s.n_heldout, prompting_reference=False)
-        judged.append((other, plan, metrics))
+        judged.append((other, plan, metrics, lost))
     return composed, judged
 
 
@@ -229,24 +203,22 @@ def export(settings: ExportSettings) -> Path | None:
     if not run.is_rank_zero:
         return None
     strength = choose_strength(run)
+    scores = run.scores(strength.positions, settings.method)  # --kl-budget may choose others
+    collateral = None
+    if strength.rank_by != "effect":
+        collateral = run.collateral(strength.positions, settings.method, strength.intervention)
     plans: dict[str, SteeringPlan | None] = {"base": None}
     learned = None
     if settings.learn_scales:
-        learned = LearnedStrength.learn(run, strength.alpha)
+        learned = LearnedStrength.learn(run, strength, settings.kl_budget)
         console.print(
-            f"learned scales: {len(learned.result.surviving)} of {len(learned.result.heads)} "
-            f"candidate heads survive the L1 term; rival: the top "
-            f"{len(learned.rival.steered_heads)} heads at uniform α={learned.uniform.alpha}"
+            f"learned scales: kept step {learned.step} ({len(learned.plan.steered_heads)} "
+            f"heads) against the uniform plan's {len(learned.rival.steered_heads)} heads, "
+            f"KL target {learned.goal.kl_target:.4g}"
         )
         plans["steered"], plans["uniform α"] = learned.plan, learned.rival
     else:
-        plans["steered"] = run.plan(
-            settings.positions,
-            strength.alpha,
-            strength.k_percent,
-            settings.method,
-            settings.intervention,
-        )
+        plans["steered"] = strength.plan(run)
     composed = None
     if settings.compose:
         plans["alone"] = plans["steered"]
@@ -319,13 +291,20 @@ def export(settings: ExportSettings) -> Path | None:
                 weights_bytes=weights_bytes(staging),
             ),
             steering=SteeringInfo(
-                intervention=settings.intervention,
+                intervention=strength.intervention,
                 k_percent=strength.k_percent,
                 n_heads_total=run.geometry.n_total,
                 alpha=plan.alpha,
-                positions=settings.positions,
+                positions=strength.positions,
+                rank_by=strength.rank_by,
                 heads=[
-                    HeadRow(**row, score=float(scores[row["layer"], row["head"]]))
+                    HeadRow(
+                        **row,
+                        score=float(scores[row["layer"], row["head"]]),
+                        collateral=None
+                        if collateral is None
+                        else float(collateral[row["layer"], row["head"]]),
+                    )
                     for row in plan.describe(head_norm)
                 ],
             ),

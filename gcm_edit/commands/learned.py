@@ -1,7 +1,12 @@
-"""`export --learn-scales`: the plan from learned per-head scales, and its uniform-α rival.
+"""`export --learn-scales`: per-head scales learned from the chosen uniform plan, kept only
+when they do better on validation at no more KL.
 
-The learned scales are cached in the run folder like every stage. The rival plan steers
-the same number of heads (top by score) with one α, chosen on the validation split.
+The uniform plan (α, k%, positions, ranking as chosen) is the warm start and the rival: its
+heads start at c = 1, the other candidates (the top `--scale-candidates`% by the same
+ranking) at 0, and the Lagrange multiplier holds KL to `--kl-budget`, or to the uniform
+plan's own KL without one. Every snapshot (step 0 is the uniform plan itself) is measured on
+the validation split and the best within the KL target is the plan; held-out, the card then
+compares it with the uniform plan at the same KL target.
 """
 
 from __future__ import annotations
@@ -11,32 +16,35 @@ from dataclasses import dataclass
 import torch
 
 from gcm_edit.cache import stable_hash
-from gcm_edit.checkpoint.manifest import PlanComparison, ScaleLearningReport, UniformRival
-from gcm_edit.commands.candidates import choose_alpha_k
+from gcm_edit.checkpoint.manifest import PlanComparison, ScaleLearningReport
+from gcm_edit.commands.candidates import measure
 from gcm_edit.commands.run import SteeringRun
-from gcm_edit.commands.settings import ExportSettings
+from gcm_edit.commands.settings import ScaleLearningSettings
+from gcm_edit.commands.strength import Strength
 from gcm_edit.errors import GcmEditError
+from gcm_edit.evaluation.plan_results import PlanResult, best
+from gcm_edit.steering.collateral import ranking
 from gcm_edit.steering.plan import SteeringPlan, select_heads
 from gcm_edit.steering.scales import LearnedScales, ScaleObjective, learn_scales
 from gcm_edit.version import __version__
 
 
-def objective(settings: ExportSettings, alpha: float) -> ScaleObjective:
-    return ScaleObjective(
-        alpha=alpha,
-        lambda_f=settings.lambda_f,
-        lambda_m=settings.lambda_m,
-        lr=settings.scale_lr,
-        steps=settings.scale_steps,
-        learn_head_scale=settings.learn_head_scale,
-        seed=settings.seed,
-    )
+def candidate_heads(run: SteeringRun, strength: Strength, rival: SteeringPlan) -> list:
+    """The rival's heads first, then the top `--scale-candidates`% by the same ranking."""
+    st = strength
+    cost = None
+    if st.rank_by != "effect":
+        cost = run.collateral(st.positions, st.method, st.intervention)
+    ranked = ranking(run.scores(st.positions, st.method), cost, st.rank_by)
+    share = run.settings.scale_candidates
+    return list(dict.fromkeys([*rival.heads, *select_heads(ranked, share)]))
 
 
-def learned(run: SteeringRun, goal: ScaleObjective) -> LearnedScales:
-    settings: ExportSettings = run.settings
-    positions, method = settings.positions, settings.method
-    candidates = select_heads(run.scores(positions, method), settings.scale_candidates)
+def learned(
+    run: SteeringRun, strength: Strength, candidates: list, goal: ScaleObjective
+) -> LearnedScales:
+    settings: ScaleLearningSettings = run.settings
+    positions = strength.positions
 
     def learn() -> LearnedScales:
         deltas = run.deltas[positions]
@@ -55,7 +63,9 @@ def learned(run: SteeringRun, goal: ScaleObjective) -> LearnedScales:
     return run.cached(
         "scales-{key}.json",
         "learned scales",
-        stable_hash(__version__, run.scores_key(positions, method), candidates, goal),
+        stable_hash(
+            __version__, run.scores_key(positions, strength.method), positions, candidates, goal
+        ),
         learn,
         encode=vars,
         decode=decode,
@@ -63,65 +73,98 @@ def learned(run: SteeringRun, goal: ScaleObjective) -> LearnedScales:
     )
 
 
-def learned_plan(run: SteeringRun, result: LearnedScales, alpha: float) -> SteeringPlan:
-    """Surviving heads only: c ≠ 0 → additive (scale c), s ≠ 1 → head scaling."""
-    if not result.surviving:
-        raise GcmEditError(
-            "the L1 term pruned every candidate head; lower --lambda-m or raise --alpha"
-        )
-    deltas = run.deltas[run.settings.positions]
-    added = [i for i in result.surviving if result.c[i] != 0]
-    scaled = [i for i in result.surviving if result.s and result.s[i] != 1]
-    vectors = [deltas[result.heads[i]] for i in added]
+def scaled_plan(
+    run: SteeringRun, positions: str, heads: list, alpha: float, c: list[float], s: list | None
+) -> SteeringPlan | None:
+    """Heads still steering only: c ≠ 0 → additive (scale c), s ≠ 1 → head scaling; None
+    when the L1 term pruned them all."""
+    deltas = run.deltas[positions]
+    added = [i for i, value in enumerate(c) if value != 0]
+    scaled = [i for i, value in enumerate(s or []) if value != 1]
+    if not added and not scaled:
+        return None
+    vectors = [deltas[heads[i]] for i in added]
     return SteeringPlan(
         run.geometry,
-        [result.heads[i] for i in added],
+        [heads[i] for i in added],
         torch.stack(vectors) if vectors else torch.zeros(0, run.geometry.head_dim),
         alpha,
-        [result.c[i] for i in added],
-        [result.heads[i] for i in scaled],
-        [result.s[i] for i in scaled],
+        [c[i] for i in added],
+        [heads[i] for i in scaled],
+        [s[i] for i in scaled],
     )
-
-
-def uniform_rival(run: SteeringRun, n_heads: int) -> tuple[SteeringPlan, UniformRival]:
-    """The best uniform-α plan (on validation) steering the top `n_heads` heads."""
-    s: ExportSettings = run.settings
-    k = 100.0 * n_heads / run.geometry.n_total
-    top, rows = choose_alpha_k(
-        run, s.positions, s.method, s.intervention, s.auto_alphas, [k], s.n_validation
-    )
-    plan = run.plan(s.positions, top.alpha, k, s.method, s.intervention)
-    return plan, UniformRival(alpha=top.alpha, n_heads=len(plan.steered_heads), validation=rows)
 
 
 @dataclass(frozen=True)
 class LearnedStrength:
-    """--learn-scales: the learned plan and its uniform-α rival at the same number of heads."""
+    """--learn-scales: the chosen snapshot's plan and its rival, the uniform warm start."""
 
     plan: SteeringPlan
     rival: SteeringPlan
     goal: ScaleObjective
     result: LearnedScales
-    uniform: UniformRival
+    step: int  # the snapshot kept
+    validation: list[PlanResult]  # one row per snapshot measured
 
     @classmethod
-    def learn(cls, run: SteeringRun, alpha: float) -> LearnedStrength:
-        goal = objective(run.settings, alpha)
-        result = learned(run, goal)
-        plan = learned_plan(run, result, alpha)
-        rival, uniform = uniform_rival(run, len(plan.steered_heads))
-        return cls(plan, rival, goal, result, uniform)
+    def learn(
+        cls, run: SteeringRun, strength: Strength, kl_target: float | None = None
+    ) -> LearnedStrength:
+        """From `strength`'s uniform plan, holding KL to `kl_target` (default: its own KL)."""
+        s: ScaleLearningSettings = run.settings
+        if strength.intervention != "additive":
+            raise GcmEditError(
+                "--learn-scales learns additive steering: use --intervention additive"
+            )
+        rival = strength.plan(run)
+        candidates = candidate_heads(run, strength, rival)
+        target = kl_target if kl_target is not None else run.retention(rival).kl
+        goal = ScaleObjective(
+            alpha=strength.alpha,
+            lambda_f=s.lambda_f,
+            lambda_m=s.lambda_m,
+            lr=s.scale_lr,
+            steps=s.scale_steps,
+            learn_head_scale=s.learn_head_scale,
+            seed=s.seed,
+            kl_target=target,
+            init_c=tuple(1.0 if head in rival.heads else 0.0 for head in candidates),
+            snapshot_every=s.scale_eval_every,
+        )
+        result = learned(run, strength, candidates, goal)
+        questions = run.recipe.validation[: s.n_validation]
+        rows, kept = [], []
+        for snap in result.snapshots:
+            plan = scaled_plan(
+                run, strength.positions, candidates, strength.alpha, snap["c"], snap["s"]
+            )
+            if plan is None or run.retention(plan).kl > goal.kl_target * (1 + 1e-6):
+                continue
+            keys = dict(positions=strength.positions, rank_by=strength.rank_by)
+            keys |= dict(k_percent=strength.k_percent, alpha=strength.alpha)
+            method = f"learned, step {snap['step']}"
+            rows.append(measure(run, questions, plan, method, intervention="additive", **keys))
+            kept.append((snap["step"], plan))
+        if not rows:
+            raise GcmEditError(
+                "no learned snapshot stays within the KL target; lower --scale-lr or raise "
+                "--kl-budget"
+            )
+        step, plan = kept[rows.index(best(rows))]
+        return cls(plan, rival, goal, result, step, rows)
 
     def report(self, comparison: list[PlanComparison]) -> ScaleLearningReport:
+        """The kept snapshot's c and s (the plan's), with the whole training history."""
         r = self.result
+        kept = next(snap for snap in r.snapshots if snap["step"] == self.step)
         return ScaleLearningReport(
-            objective=vars(self.goal),
+            objective={**vars(self.goal), "init_c": list(self.goal.init_c)},
             candidates=[list(h) for h in r.heads],
-            c=r.c,
-            s=r.s,
-            surviving=len(r.surviving),
+            c=kept["c"],
+            s=kept["s"],
+            surviving=len(self.plan.steered_heads),
             history=r.history,
-            uniform=self.uniform,
+            chosen_step=self.step,
+            validation=self.validation,
             comparison=comparison,
         )

@@ -43,8 +43,9 @@ from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.pairs.contrastive import PairSet, build_pairs
 from gcm_edit.scoring.engine import resolve_precision
 from gcm_edit.scoring.methods import METHODS, score_heads
-from gcm_edit.steering.plan import SteeringPlan
-from gcm_edit.steering.vectors import HEAD_NORM, POSITIONS, steering_vectors
+from gcm_edit.steering.collateral import COLLATERAL_POOL, head_collateral, ranking
+from gcm_edit.steering.plan import SteeringPlan, select_heads
+from gcm_edit.steering.vectors import HEAD_NORM, POSITIONS, original_key, steering_vectors
 from gcm_edit.version import __version__
 
 T = TypeVar("T")
@@ -343,9 +344,11 @@ class SteeringRun(Run):
 
     @cached_property
     def deltas(self) -> dict[str, torch.Tensor]:
-        """δ per positions mode [L, H, d] and HEAD_NORM [L, H] (steering/vectors.py)."""
+        """δ and the original runs' mean z per positions mode [L, H, d], and HEAD_NORM [L, H]
+        (steering/vectors.py)."""
         g = self.geometry
-        shapes = {p: (g.n_layers, g.n_heads, g.head_dim) for p in POSITIONS}
+        per_head = (g.n_layers, g.n_heads, g.head_dim)
+        shapes = {key: per_head for p in POSITIONS for key in (p, original_key(p))}
         shapes[HEAD_NORM] = (g.n_layers, g.n_heads)
         pairs = self.pairs.pairs
         return self.cached(
@@ -398,14 +401,51 @@ class SteeringRun(Run):
             resolve_precision(s.precision, torch.device(self.device)),
         )
 
-    def plan(
-        self, positions: str, alpha: float, k_percent: float, method: str, intervention: str
-    ) -> SteeringPlan:
-        """The top `k_percent` of heads by `method`, steered with strength α."""
-        return SteeringPlan.from_scores(
-            self.scores(positions, method),
-            self.deltas[positions],
-            k_percent,
-            alpha,
-            intervention,
+    def collateral(self, positions: str, method: str, intervention: str):
+        """κ [L, H]: KL on neutral prompts with each head alone steered at α = 1
+        (steering/collateral.py: the ranking it feeds does not depend on α), measured for the
+        pool of heads that ranking may choose from: the top COLLATERAL_POOL% by score."""
+        scores = self.scores(positions, method)
+        heads = [h for h in select_heads(scores, COLLATERAL_POOL) if scores[h] > 0]
+        shape = {"collateral": (self.geometry.n_layers, self.geometry.n_heads)}
+
+        def one_head(head: tuple[int, int]) -> SteeringPlan:
+            return self.plan(positions, 1.0, 0.0, method, intervention, only=[head])
+
+        return self.cached(
+            "collateral-{key}.safetensors",
+            "collateral cost",
+            stable_hash(__version__, self.scores_key(positions, method), intervention, heads),
+            lambda: head_collateral(
+                self.model, self.tokenizer, heads, one_head, self.settings.generation_batch
+            ),
+            encode=lambda cost: {"collateral": cost},
+            decode=lambda tensors: checked_tensors(tensors, shape)["collateral"],
+            label="collateral cost",
         )
+
+    def plan(
+        self,
+        positions: str,
+        alpha: float,
+        k_percent: float,
+        method: str,
+        intervention: str,
+        rank_by: str = "effect",
+        exclude: frozenset[tuple[int, int]] = frozenset(),
+        only: list[tuple[int, int]] | None = None,
+    ) -> SteeringPlan:
+        """The top `k_percent` of heads ranked by `rank_by` (effect: the `method` score;
+        effect-per-kl: score / √collateral), none of `exclude`, steered with strength α;
+        `only`: exactly these heads instead."""
+        scores = self.scores(positions, method)
+        if only is None:
+            cost = None
+            if rank_by != "effect":
+                cost = self.collateral(positions, method, intervention)
+            scores = ranking(scores, cost, rank_by).clone()
+            for head in exclude:
+                scores[head] = -torch.inf
+            only = select_heads(scores, k_percent)
+        means = self.deltas[original_key(positions)]  # read by rank1 only
+        return SteeringPlan.for_heads(only, self.deltas[positions], alpha, intervention, means)

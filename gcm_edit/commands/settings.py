@@ -17,9 +17,11 @@ from gcm_edit.inputs.default_model import DEFAULT_MODEL
 from gcm_edit.scoring.runtime import ScoringRuntime
 
 Positions = Literal["prompt", "response", "all"]
-Intervention = Literal["additive", "scale"]
+Intervention = Literal["additive", "scale", "rank1"]
 Method = Literal["attribution", "activation", "paper", "knockout", "probe", "random"]
 SweepMethod = Method | Literal["all"]
+# effect: the method's score; effect-per-kl: score / √(the head's KL alone), collateral-aware
+RankBy = Literal["effect", "effect-per-kl"]
 Percent = Annotated[float, Field(gt=0, le=100)]
 # Steering strength: α·δ is on the scale of a head's own output near α = 1; far beyond 100
 # the model breaks whatever the plan (and very large values overflow when baked).
@@ -35,6 +37,7 @@ DEFAULT_ALPHA = 1.0
 DEFAULT_K_PERCENT = 5.0  # the paper's headline: ≥80% success steering ≤5% of heads
 ALPHA_GRID = [1.0, 2.0, 3.0, 4.0]  # α candidates: calibrate, sweep, --alpha auto
 K_GRID = [1.0, 2.0, 5.0, 10.0]  # k% candidates: sweep, --k auto (the paper sweeps 1-10%)
+BUDGET_ALPHAS = [0.5, 1.0, 2.0, 3.0]  # a KL budget favours weak pushes: α below 1 too
 _RUNTIME = ScoringRuntime()
 _HIDDEN: Any = {"cli": False}
 
@@ -120,7 +123,18 @@ class PositionsSettings(Settings):
 class InterventionSettings(Settings):
     intervention: Intervention = Field(
         "additive",
-        description="additive: add α·δ (o_proj bias); scale: multiply each head by α (W_O).",
+        description=(
+            "additive: add α·δ (o_proj bias); scale: multiply each head by α (W_O); rank1: add "
+            "α·δ times the head's activity relative to its mean (rank-1 W_O update, no bias)."
+        ),
+    )
+
+
+class RankSettings(Settings):
+    rank_by: RankBy = Field(
+        "effect",
+        description="effect: heads by score; effect-per-kl: by score / √(KL of the head "
+        "steered alone on neutral prompts), the cheapest carriers of the concept first.",
     )
 
 
@@ -137,11 +151,39 @@ class OutputSettings(Settings):
     force: bool = Field(False, description="Replace an existing output folder.")
 
 
+class ScaleLearningSettings(ValidationSettings):
+    """Learned per-head scales (steering/scales.py, commands/learned.py); snapshots are
+    measured on the validation split."""
+
+    learn_scales: bool = Field(
+        False,
+        description="Learn a steering scale per head, from the best uniform plan (export) or "
+        "the best attribution plan (sweep), at no more KL.",
+    )
+    scale_candidates: Percent = Field(
+        10.0, description="Candidate heads for --learn-scales: top % by score."
+    )
+    scale_steps: int = Field(40, ge=1, description="Optimiser steps (--learn-scales).")
+    scale_lr: float = Field(0.05, gt=0, description="Adam learning rate (--learn-scales).")
+    lambda_f: float = Field(
+        1.0, ge=0, description="Starting weight of KL (a multiplier holds KL to its target)."
+    )
+    scale_eval_every: int = Field(
+        10, ge=1, description="Steps between snapshots measured on validation (--learn-scales)."
+    )
+    lambda_m: float = Field(0.5, ge=0, description="Weight of the L1 term.")
+    learn_head_scale: bool = Field(
+        False, description="Also learn s scaling each head's own output (z ← s·z + α·c·δ)."
+    )
+
+
 # Mixins are listed last-first: the options' order in --help follows the reversed MRO.
 class ExportSettings(
     OutputSettings,
+    ScaleLearningSettings,
     ValidationSettings,
     InterventionSettings,
+    RankSettings,
     PositionsSettings,
     MethodSettings,
     ScoringSettings,
@@ -160,6 +202,26 @@ class ExportSettings(
         ALPHA_GRID, min_length=1, description="α candidates for --alpha auto."
     )
     auto_ks: list[Percent] = Field(K_GRID, min_length=1, description="k% candidates for --k auto.")
+    kl_budget: float | None = Field(
+        None,
+        gt=0,
+        description="Search k, α, positions, ranking and edit on validation: the most successful "
+        "plan whose KL per neutral token is at most this (with --learn-scales: their target).",
+    )
+    budget_alphas: list[Alpha] = Field(
+        BUDGET_ALPHAS, min_length=1, description="α candidates for --kl-budget."
+    )
+    budget_positions: list[Positions] = Field(
+        [DEFAULT_POSITIONS], min_length=1, description="δ positions candidates for --kl-budget."
+    )
+    budget_rank_by: list[RankBy] = Field(
+        ["effect", "effect-per-kl"], min_length=1, description="Rankings for --kl-budget."
+    )
+    budget_interventions: list[Intervention] = Field(
+        ["additive", "rank1"],
+        min_length=1,
+        description="Edits for --kl-budget (with --learn-scales: additive only).",
+    )
     n_heldout: int | None = Field(
         None, ge=1, description="Evaluate on the first N held-out questions."
     )
@@ -174,18 +236,9 @@ class ExportSettings(
     )
     # More concepts baked into the same checkpoint: `--concept` given again.
     compose: list[str] = Field([], json_schema_extra=_HIDDEN)
-    learn_scales: bool = Field(
-        False, description="Learn a steering scale per head (L1 prunes the candidates)."
-    )
-    scale_candidates: Percent = Field(
-        10.0, description="Candidate heads for --learn-scales: top % by score."
-    )
-    scale_steps: int = Field(40, ge=1, description="Optimiser steps (--learn-scales).")
-    scale_lr: float = Field(0.05, gt=0, description="Adam learning rate (--learn-scales).")
-    lambda_f: float = Field(1.0, ge=0, description="Weight of KL(base ‖ steered).")
-    lambda_m: float = Field(0.5, ge=0, description="Weight of the L1 term.")
-    learn_head_scale: bool = Field(
-        False, description="Also learn s scaling each head's own output (z ← s·z + α·c·δ)."
+    compose_disjoint: bool = Field(
+        True,
+        description="With several --concept: each takes the best heads no earlier one steers.",
     )
 
     @model_validator(mode="before")
@@ -207,13 +260,22 @@ class ScoreSettings(OutputSettings, PositionsSettings, MethodSettings, ScoringSe
 
 
 class SweepSettings(
-    OutputSettings, ValidationSettings, InterventionSettings, PositionsSettings, ScoringSettings
+    OutputSettings, ScaleLearningSettings, ValidationSettings, PositionsSettings, ScoringSettings
 ):
     # "all" steers every head (k = 100%), the baseline a sparse selection must beat
     methods: list[SweepMethod] = Field(
         ["attribution", "probe", "random", "all"],
         min_length=1,
         description="Selection methods to compare (any --method, or all).",
+    )
+    rank_by: list[RankBy] = Field(
+        ["effect", "effect-per-kl"],
+        min_length=1,
+        description="Rankings to compare (effect-per-kl for methods whose score is an effect "
+        "of δ: attribution, activation).",
+    )
+    interventions: list[Intervention] = Field(
+        ["additive"], min_length=1, description="Edits to compare (additive, scale, rank1)."
     )
     ks: list[Percent] = Field(K_GRID, min_length=1, description="k% grid.")
     alphas: list[Alpha] = Field(ALPHA_GRID, min_length=1, description="α grid.")

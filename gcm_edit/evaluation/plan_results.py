@@ -15,6 +15,8 @@ from gcm_edit.tables import Column, ResultTable
 class PlanResult(BaseModel):
     method: str  # a scoring method, "all" (every head) or "base" (no steering)
     positions: str = ""  # δ positions ("" for the base model)
+    rank_by: str = "effect"  # effect | effect-per-kl (steering/collateral.py)
+    intervention: str = "additive"
     k_percent: float = 0.0
     alpha: float = 0.0
     n_heads: int = 0
@@ -51,6 +53,8 @@ RATE_COLUMNS = [
 COLUMNS = [
     Column("method", lambda r: r.method),
     Column("positions", lambda r: r.positions),
+    Column("ranked by", lambda r: r.rank_by if r.method != "base" else ""),
+    Column("edit", lambda r: r.intervention if r.method != "base" else ""),
     Column("k%", lambda r: r.k_percent, "g"),
     Column("α", lambda r: r.alpha, "g"),
     Column("heads", lambda r: r.n_heads),
@@ -74,6 +78,27 @@ def best(rows: list[PlanResult]) -> PlanResult:
     return ranked(rows)[0]
 
 
+def on_frontier(rows: list[PlanResult]) -> list[bool]:
+    """Per row: is it non-dominated in (success ↑, KL ↓)? A row is dominated when another has
+    at least its success at no more KL, and is strictly better in one of the two."""
+
+    def dominates(a: PlanResult, b: PlanResult) -> bool:
+        s_a, s_b = a.success.rate, b.success.rate
+        return s_a >= s_b and a.kl <= b.kl and (s_a > s_b or a.kl < b.kl)
+
+    return [not any(dominates(other, row) for other in rows) for row in rows]
+
+
+def frontier_table(title: str, rows: list[PlanResult], chosen: PlanResult | None = None):
+    """The non-dominated rows, cheapest first; `chosen` marked."""
+    front = sorted(
+        (row for row, keep in zip(rows, on_frontier(rows), strict=True) if keep),
+        key=lambda r: r.kl,
+    )
+    mark = Column("", lambda r: "◀ chosen" if chosen is not None and r == chosen else "")
+    return ResultTable(title, [*COLUMNS, mark], front)
+
+
 def separation_note(rows: list[PlanResult], what: str) -> str | None:
     """A warning when the best candidate's success is not separated from the runner-up's
     (their 95% intervals overlap): the split is too small to tell them apart."""
@@ -89,11 +114,14 @@ def separation_note(rows: list[PlanResult], what: str) -> str | None:
     )
 
 
-def write_csv(rows: list[PlanResult], path: Path) -> None:
-    """Every field, unformatted, one row per plan."""
+def write_csv(rows: list[PlanResult], path: Path, **extra: list) -> None:
+    """Every field, unformatted, one row per plan; `extra` columns (one value per row) last."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         flat = [row.flat() for row in rows]
+        for name, values in extra.items():
+            for row, value in zip(flat, values, strict=True):
+                row[name] = value
         writer = csv.DictWriter(f, fieldnames=list(flat[0]))
         writer.writeheader()
         writer.writerows(flat)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from gcm_edit.evaluation.fluency import perplexities
 from gcm_edit.inputs.neutral import neutral_material
 from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.batches import TokenBatch, token_kl
 from gcm_edit.model.generation import Decoding, generate
 from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.tables import Column, ResultTable
@@ -82,7 +82,7 @@ def measure_retention(
         base = torch.log_softmax(batch.run(base_model).logits.double(), dim=-1)
         with _steered(base_model, plan):
             steered = torch.log_softmax(batch.run(steered_model).logits.double(), dim=-1)
-        kl = (base.exp() * (base - steered)).sum(-1)  # [B, T]: at each next-token position
+        kl = token_kl(base, steered)  # [B, T]: at each next-token position
         predicts_answer = torch.zeros_like(batch.response_mask)
         predicts_answer[:, :-1] = batch.response_mask[:, 1:]  # position t predicts token t+1
         first = predicts_answer & ~torch.roll(predicts_answer, 1, dims=1)

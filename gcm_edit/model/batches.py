@@ -69,3 +69,8 @@ def response_logprob(model, batch: TokenBatch) -> torch.Tensor:
     token_lp = torch.log_softmax(chosen, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     total = torch.zeros(len(batch.input_ids), dtype=token_lp.dtype, device=token_lp.device)
     return total.index_add(0, rows, token_lp)
+
+
+def token_kl(base_logprobs: torch.Tensor, steered_logprobs: torch.Tensor) -> torch.Tensor:
+    """KL(base ‖ steered) of the next-token distributions at each position: [..., V] → [...]."""
+    return (base_logprobs.exp() * (base_logprobs - steered_logprobs)).sum(-1)

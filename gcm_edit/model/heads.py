@@ -83,15 +83,32 @@ def edit_head_inputs(
             handle.remove()
 
 
-def intervene(model: nn.Module, add: torch.Tensor | None = None, scale: torch.Tensor | None = None):
-    """z ← scale[l] ⊙ z + add[l] in every layer (each [layers, heads*head_dim]), all positions."""
+Rank1 = dict[int, tuple[torch.Tensor, torch.Tensor]]  # layer -> (reads, writes), each [r, H*d]
+
+
+def intervene(
+    model: nn.Module,
+    add: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+    rank1: Rank1 | None = None,
+):
+    """z ← scale[l] ⊙ z + add[l] + (z·readsᵀ)·writes in every layer, all positions.
+
+    `add` and `scale` are [layers, heads*head_dim]; `rank1[l]` holds one row per rank-1 edit
+    (each row non-zero on its head's slice only), and reads the unscaled z.
+    """
+    rank1 = rank1 or {}
 
     def edit(layer: int, z: torch.Tensor) -> torch.Tensor:
+        out = z
         if scale is not None:
-            z = z * scale[layer].to(z)
+            out = out * scale[layer].to(z)
         if add is not None:
-            z = z + add[layer].to(z)
-        return z
+            out = out + add[layer].to(z)
+        if layer in rank1:
+            reads, writes = rank1[layer]
+            out = out + (z @ reads.to(z).T) @ writes.to(z)
+        return out
 
     return edit_head_inputs(model, edit)
 

@@ -12,9 +12,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gcm_edit.errors import GcmEditError
-from gcm_edit.model.heads import HeadGeometry, intervene
+from gcm_edit.model.heads import HeadGeometry, Rank1, intervene
 
 PLAN_TENSORS = "gcm_edit_plan.safetensors"
+MIN_READ_NORM = 1e-6  # ‖z̄‖ below this: the head is silent, rank-1 steering has nothing to read
 
 
 def n_selected(n_total: int, k_percent: float) -> int:
@@ -35,7 +36,11 @@ class SteeringPlan:
 
     Additive: head `heads[i]` gets `alpha · scales[i] · vectors[i]` added (baked into b_O).
     Head scaling: head `scaled_heads[i]`'s output is multiplied by `head_scales[i]`
-    (baked into W_O's columns). Scaling applies first: z ← s ⊙ z + a.
+    (baked into W_O's columns).
+    Rank-1: head `rank1_heads[i]` gets `alpha · rank1_scales[i] · rank1_vectors[i]` times its
+    own activity `rank1_reads[i]ᵀ z` added (a rank-1 update of its W_O columns): u = z̄/‖z̄‖²
+    reads ≈ 1 on the original runs' mean output z̄, 0 where the head is silent.
+    All at once, each reading the unedited z: z ← s ⊙ z + a + Σ α c δ (uᵀ z).
     """
 
     geometry: HeadGeometry
@@ -45,15 +50,24 @@ class SteeringPlan:
     scales: list[float]
     scaled_heads: list[tuple[int, int]] = field(default_factory=list)
     head_scales: list[float] = field(default_factory=list)
+    rank1_heads: list[tuple[int, int]] = field(default_factory=list)
+    rank1_vectors: torch.Tensor | None = None  # [n, head_dim] δ; None: no rank-1 heads
+    rank1_reads: torch.Tensor | None = None  # [n, head_dim] u
+    rank1_scales: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Fail closed: a plan with NaN or inf anywhere would bake a broken model."""
-        numbers = [self.alpha, *self.scales, *self.head_scales]
-        finite = all(map(math.isfinite, numbers)) and torch.isfinite(self.vectors).all()
-        if not (finite and torch.isfinite(self.add_tensor()).all()):
+        empty = torch.zeros(0, self.geometry.head_dim)
+        self.rank1_vectors = empty if self.rank1_vectors is None else self.rank1_vectors
+        self.rank1_reads = empty if self.rank1_reads is None else self.rank1_reads
+        numbers = [self.alpha, *self.scales, *self.head_scales, *self.rank1_scales]
+        tensors = [self.vectors, self.rank1_vectors, self.rank1_reads]
+        tensors += [self.add_tensor(), self.rank1_writes()]
+        finite = all(map(math.isfinite, numbers)) and all(torch.isfinite(t).all() for t in tensors)
+        if not finite:
             raise GcmEditError(
-                "steering plan holds NaN or inf (α, scales, steering vectors or α·c·δ): the "
-                "model's activations or the options overflowed; nothing is baked from it"
+                "steering plan holds NaN or inf (α, scales, steering vectors, reads or α·c·δ): "
+                "the model's activations or the options overflowed; nothing is baked from it"
             )
 
     @classmethod
@@ -64,24 +78,53 @@ class SteeringPlan:
         k_percent: float,
         alpha: float,
         intervention: str = "additive",
+        means: torch.Tensor | None = None,
     ) -> SteeringPlan:
-        """Top-k% heads get α·δ added ("additive") or their output multiplied by α ("scale").
+        """The top-k% heads by score, steered as `for_heads` says."""
+        return cls.for_heads(select_heads(scores, k_percent), deltas, alpha, intervention, means)
 
-        `deltas` is δ for every head, [layers, heads, head_dim]: it also gives the geometry.
+    @classmethod
+    def for_heads(
+        cls,
+        heads: list[tuple[int, int]],
+        deltas: torch.Tensor,
+        alpha: float,
+        intervention: str = "additive",
+        means: torch.Tensor | None = None,
+    ) -> SteeringPlan:
+        """`heads` get α·δ added ("additive"), their output multiplied by α ("scale"), or
+        α·δ·(uᵀz) added ("rank1", u = z̄/‖z̄‖², see `read_vector`).
+
+        `deltas` is δ for every head, [layers, heads, head_dim]: it also gives the geometry;
+        `means` (rank1 only) is z̄, the original runs' mean z at the same positions, same shape.
         """
         geometry = HeadGeometry(*deltas.shape)
-        heads = select_heads(scores, k_percent)
+        empty = torch.zeros(0, geometry.head_dim)
         if intervention == "scale":
-            empty = torch.zeros(0, geometry.head_dim)
             return cls(geometry, [], empty, alpha, [], heads, [alpha] * len(heads))
         vectors = torch.stack([deltas[layer, head] for layer, head in heads])
+        if intervention == "rank1":
+            if means is None:
+                raise ValueError("rank1 steering needs the original runs' mean head outputs")
+            return cls(
+                geometry,
+                [],
+                empty,
+                alpha,
+                [],
+                rank1_heads=heads,
+                rank1_vectors=vectors,
+                rank1_reads=torch.stack([read_vector(means, *head) for head in heads]),
+                rank1_scales=[1.0] * len(heads),
+            )
         return cls(geometry, heads, vectors, alpha, [1.0] * len(heads))
 
     @classmethod
     def compose(cls, plans: list[SteeringPlan]) -> SteeringPlan:
-        """One plan doing all of them: additions sum, head scales multiply (z ← Πs ⊙ z + Σa).
+        """One plan doing all of them: additions and rank-1 edits sum, head scales multiply
+        (z ← Πs ⊙ z + Σa + Σ αcδ(uᵀz)).
 
-        Each plan's α is folded into its heads' scales, so the composite has α = 1.
+        Each plan's α is folded into its heads' scales c, so the composite has α = 1.
         """
         geometry = plans[0].geometry
         if any(p.geometry != geometry for p in plans):
@@ -94,12 +137,16 @@ class SteeringPlan:
             [p.alpha * c for p in plans for c in p.scales],
             [h for p in plans for h in p.scaled_heads],
             [v for p in plans for v in p.head_scales],
+            [h for p in plans for h in p.rank1_heads],
+            torch.cat([p.rank1_vectors.float() for p in plans]),
+            torch.cat([p.rank1_reads.float() for p in plans]),
+            [p.alpha * c for p in plans for c in p.rank1_scales],
         )
 
     @property
     def steered_heads(self) -> list[tuple[int, int]]:
-        """Distinct heads the plan touches, additive or scaled."""
-        return sorted(set(self.heads) | set(self.scaled_heads))
+        """Distinct heads the plan touches, additive, scaled or rank-1."""
+        return sorted(set(self.heads) | set(self.scaled_heads) | set(self.rank1_heads))
 
     def add_tensor(self) -> torch.Tensor:
         """What to add to o_proj's input in each layer: [layers, heads*head_dim]."""
@@ -119,6 +166,28 @@ class SteeringPlan:
             scale[layer, g.head_slice(head)] *= value
         return scale
 
+    def rank1_writes(self) -> torch.Tensor:
+        """α·c·δ of each rank-1 head: [n, head_dim]."""
+        pushes = torch.tensor([self.alpha * c for c in self.rank1_scales]).view(-1, 1)
+        return pushes * self.rank1_vectors.float()
+
+    def rank1_factors(self) -> Rank1:
+        """Per layer with rank-1 heads, (reads, writes) [r, heads*head_dim]: row i holds u_i,
+        resp. α·c_i·δ_i, on its head's slice, so the layer's edit is z + (z·readsᵀ)·writes."""
+        g = self.geometry
+        writes = self.rank1_writes()
+        factors = {}
+        for layer in sorted({layer for layer, _ in self.rank1_heads}):
+            rows = [i for i, (at, _) in enumerate(self.rank1_heads) if at == layer]
+            reads = torch.zeros(len(rows), g.n_heads * g.head_dim)
+            pushes = torch.zeros_like(reads)
+            for j, i in enumerate(rows):
+                cols = g.head_slice(self.rank1_heads[i][1])
+                reads[j, cols] = self.rank1_reads[i].float()
+                pushes[j, cols] = writes[i]
+            factors[layer] = (reads, pushes)
+        return factors
+
     def apply(self, model, device=None):
         """Context manager: the hooked steered model (the reference every export must equal)."""
         device = device or next(model.parameters()).device
@@ -127,6 +196,10 @@ class SteeringPlan:
             model,
             add=self.add_tensor().to(device) if self.heads else None,
             scale=None if scale is None else scale.to(device),
+            rank1={
+                layer: (reads.to(device), writes.to(device))
+                for layer, (reads, writes) in self.rank1_factors().items()
+            },
         )
 
     def fingerprint(self) -> str:
@@ -135,6 +208,10 @@ class SteeringPlan:
         digest = hashlib.sha256(self.add_tensor().numpy().tobytes())
         if scale is not None:
             digest.update(scale.numpy().tobytes())
+        if self.rank1_heads:  # only then, so plans without rank-1 heads keep their keys
+            digest.update(json.dumps(self.rank1_heads).encode())
+            digest.update(self.rank1_reads.float().numpy().tobytes())
+            digest.update(self.rank1_writes().numpy().tobytes())
         return digest.hexdigest()[:16]
 
     def pushes(self, head_norm: torch.Tensor) -> list[float]:
@@ -147,8 +224,8 @@ class SteeringPlan:
         ]
 
     def describe(self, head_norm: torch.Tensor | None = None) -> list[dict]:
-        """One row per steered head (additive, then scaled), for the manifest and model card;
-        with `head_norm`, additive rows also give their push (see `pushes`)."""
+        """One row per steered head (additive, scaled, then rank-1), for the manifest and model
+        card; with `head_norm`, additive rows also give their push (see `pushes`)."""
         rows = [
             {"layer": layer, "head": head, "scale": scale, "delta_norm": float(vector.norm())}
             for (layer, head), vector, scale in zip(
@@ -162,11 +239,26 @@ class SteeringPlan:
             {"layer": layer, "head": head, "head_scale": value}
             for (layer, head), value in zip(self.scaled_heads, self.head_scales, strict=True)
         ]
+        rows += [
+            {"layer": layer, "head": head, "rank1_scale": c, "delta_norm": float(vector.norm())}
+            for (layer, head), vector, c in zip(
+                self.rank1_heads, self.rank1_vectors, self.rank1_scales, strict=True
+            )
+        ]
         return rows
 
     def save(self, folder: Path) -> None:
-        """δ vectors as safetensors plus a JSON header, so the hooked model can be rebuilt."""
-        save_file({"vectors": self.vectors.contiguous().float()}, str(folder / PLAN_TENSORS))
+        """δ vectors (and rank-1 reads) as safetensors plus a JSON header, so the hooked model
+        can be rebuilt."""
+        tensors = {
+            "vectors": self.vectors,
+            "rank1_vectors": self.rank1_vectors,
+            "rank1_reads": self.rank1_reads,
+        }
+        save_file(
+            {name: t.contiguous().float() for name, t in tensors.items()},
+            str(folder / PLAN_TENSORS),
+        )
         meta = {
             "geometry": vars(self.geometry),
             "heads": self.heads,
@@ -174,19 +266,39 @@ class SteeringPlan:
             "scales": self.scales,
             "scaled_heads": self.scaled_heads,
             "head_scales": self.head_scales,
+            "rank1_heads": self.rank1_heads,
+            "rank1_scales": self.rank1_scales,
         }
         (folder / "gcm_edit_plan.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> SteeringPlan:
+        """The saved plan; files written before rank-1 steering existed load without it."""
         meta = json.loads((folder / "gcm_edit_plan.json").read_text())
-        vectors = load_file(str(folder / PLAN_TENSORS))["vectors"]
+        tensors = load_file(str(folder / PLAN_TENSORS))
         return cls(
             HeadGeometry(**meta["geometry"]),
             [tuple(h) for h in meta["heads"]],
-            vectors,
+            tensors["vectors"],
             meta["alpha"],
             meta["scales"],
             [tuple(h) for h in meta["scaled_heads"]],
             meta["head_scales"],
+            [tuple(h) for h in meta.get("rank1_heads", [])],
+            tensors.get("rank1_vectors"),
+            tensors.get("rank1_reads"),
+            meta.get("rank1_scales", []),
         )
+
+
+def read_vector(means: torch.Tensor, layer: int, head: int) -> torch.Tensor:
+    """u = z̄/‖z̄‖² for one head, so that uᵀz̄ = 1: rank-1 steering adds α·c·δ at the head's
+    typical activity and scales with it elsewhere."""
+    mean = means[layer, head].float()
+    norm = float(mean.norm())
+    if norm < MIN_READ_NORM:
+        raise GcmEditError(
+            f"head L{layer}.H{head} is silent on the original runs (‖mean z‖ = {norm:.2g}): "
+            "rank-1 steering cannot read it; use --intervention additive"
+        )
+    return mean / norm**2

@@ -3,15 +3,22 @@
 The model is frozen. Each candidate head i gets a trainable c_i multiplying its α·δ_i and,
 optionally, s_i scaling the head's own output: z ← s_i·z + α·c_i·δ_i. Each step minimises
 
-    −M_steered / T  +  λ_F · KL(base ‖ steered)  +  λ_M · (‖c‖₁ + ‖s − 1‖₁)
+    −M_steered / T  +  λ · KL(base ‖ steered)  +  λ_M · (‖c‖₁ + ‖s − 1‖₁)
 
 (M per response token, averaged over the batch's pairs; KL per token on the shipped neutral
 prompts). The L1 term is applied as a proximal soft-threshold after every optimiser step, so
 heads that do not pay for their KL end at exactly c = 0 (s = 1) and leave the plan.
+
+KL is a constraint, not a price: λ starts at λ_F and is a Lagrange multiplier, raised while
+KL is above its target and lowered while below (λ ← λ·exp(η·(KL/target − 1))), so the scales
+buy as much effect as the KL target allows. Training starts from a uniform plan's own scales
+(warm start: c = 1 on its heads, 0 on the other candidates) and snapshots c every few steps;
+the caller keeps the snapshot that does best on validation (early stopping), step 0 included.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import lightning as L
@@ -21,22 +28,27 @@ from torch.utils.data import DataLoader
 
 from gcm_edit.inputs.neutral import neutral_material
 from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.batches import TokenBatch, token_kl
 from gcm_edit.model.heads import HeadGeometry, intervene
 from gcm_edit.model.trainers import device_args, quiet_lightning
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.metric import collate_pairs, mediation_metric
 
+DUAL_RATE = 1.0  # η: how fast λ follows KL / target
+
 
 @dataclass(frozen=True)
 class ScaleObjective:
     alpha: float
-    lambda_f: float  # weight of KL(base ‖ steered) on neutral prompts
+    lambda_f: float  # starting weight of KL(base ‖ steered) on neutral prompts
     lambda_m: float  # weight of the L1 term (minimality)
     lr: float
     steps: int
     learn_head_scale: bool
     seed: int
+    kl_target: float  # KL per neutral token the Lagrange multiplier holds the scales to
+    init_c: tuple[float, ...]  # warm start, one per candidate
+    snapshot_every: int  # steps between the snapshots early stopping chooses from
 
 
 @dataclass
@@ -45,6 +57,7 @@ class LearnedScales:
     c: list[float]
     s: list[float] | None
     history: list[dict]  # one row per optimiser step
+    snapshots: list[dict]  # {"step", "c", "s"}: step 0 (the warm start), then every few steps
 
     @property
     def surviving(self) -> list[int]:
@@ -75,10 +88,18 @@ class ScaleLearner(L.LightningModule):
         self.register_buffer("vectors", vectors.float())
         self.register_buffer("layer_index", torch.tensor([h[0] for h in heads]))
         self.register_buffer("head_index", torch.tensor([h[1] for h in heads]))
-        self.c = nn.Parameter(torch.ones(len(heads)))
+        self.c = nn.Parameter(torch.tensor(objective.init_c, dtype=torch.float32))
         self.s = nn.Parameter(torch.ones(len(heads))) if objective.learn_head_scale else None
+        self.multiplier = objective.lambda_f  # λ, the Lagrange multiplier of the KL target
         self.base_neutral: torch.Tensor | None = None
         self.history: list[dict] = []
+        self.snapshots: list[dict] = []
+
+    def snapshot(self, step: int) -> None:
+        s = None if self.s is None else [float(v) for v in self.s.detach().cpu()]
+        self.snapshots.append(
+            {"step": step, "c": [float(v) for v in self.c.detach().cpu()], "s": s}
+        )
 
     def steering(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Differentiable (add, scale) tensors [layers, heads*head_dim] for `intervene`."""
@@ -99,6 +120,7 @@ class ScaleLearner(L.LightningModule):
     def on_fit_start(self) -> None:
         with torch.no_grad():
             self.base_neutral = self._neutral_logprobs()
+        self.snapshot(0)
 
     def on_train_epoch_start(self) -> None:
         self.model.eval()  # fit() switches modules to train mode; the frozen model stays in eval
@@ -112,8 +134,8 @@ class ScaleLearner(L.LightningModule):
         effect = -metric.mean() / tokens
         base = self.base_neutral
         mask = self.neutral.attention_mask.to(self.device)
-        kl = ((base.exp() * (base - steered)).sum(-1) * mask).sum() / mask.sum()
-        loss = effect + self.objective.lambda_f * kl
+        kl = (token_kl(base, steered) * mask).sum() / mask.sum()
+        loss = effect + self.multiplier * kl
         l1 = self.c.abs().sum()
         if self.s is not None:
             l1 = l1 + (self.s - 1).abs().sum()
@@ -121,6 +143,7 @@ class ScaleLearner(L.LightningModule):
             "loss": float(loss.detach() + self.objective.lambda_m * l1.detach()),
             "effectiveness": float(effect.detach()),
             "kl": float(kl.detach()),
+            "lambda": self.multiplier,
             "l1": float(l1.detach()),
             "nonzero": int((self.c != 0).sum()),
         }
@@ -129,11 +152,18 @@ class ScaleLearner(L.LightningModule):
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        threshold = self.objective.lr * self.objective.lambda_m
+        goal = self.objective
+        threshold = goal.lr * goal.lambda_m
         with torch.no_grad():
             self.c.copy_(_soft_threshold(self.c, 0.0, threshold))
             if self.s is not None:
                 self.s.copy_(_soft_threshold(self.s, 1.0, threshold))
+        ratio = self.history[-1]["kl"] / goal.kl_target
+        step_size = DUAL_RATE * max(min(ratio - 1.0, 1.0), -1.0)  # at most ×e or ÷e a step
+        self.multiplier = min(max(self.multiplier * math.exp(step_size), 1e-4), 1e4)
+        step = len(self.history)
+        if step % goal.snapshot_every == 0 or step == goal.steps:
+            self.snapshot(step)
 
     def configure_optimizers(self):
         params = [self.c] + ([self.s] if self.s is not None else [])
@@ -173,7 +203,7 @@ def learn_scales(
             trainer = L.Trainer(
                 **device_args(device),
                 max_steps=objective.steps,
-                max_epochs=-1,
+                max_epochs=math.ceil(objective.steps / len(loader)),  # the bar's "Epoch i/n"
                 logger=False,
                 enable_checkpointing=False,
                 enable_model_summary=False,
@@ -188,4 +218,5 @@ def learn_scales(
         [float(v) for v in learner.c.detach().cpu()],
         None if learner.s is None else [float(v) for v in learner.s.detach().cpu()],
         learner.history,
+        learner.snapshots,
     )

@@ -2,7 +2,8 @@
 
 Each pair weighs equally: a sequence's z is first averaged over the chosen positions,
 then sequences are averaged. The same pass measures each head's typical output norm
-E‖z‖ on the original runs, the yardstick for how hard a steering vector pushes.
+E‖z‖ on the original runs, the yardstick for how hard a steering vector pushes, and keeps
+the original runs' mean z, which rank-1 steering reads its heads' activity against.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from gcm_edit.pairs.contrastive import Pair
 
 POSITIONS = ("prompt", "response", "all")
 HEAD_NORM = "head_norm"  # E‖z‖ per head [L, H], over all positions of the original runs
+
+
+def original_key(positions: str) -> str:
+    """Where `steering_vectors` keeps the original runs' mean z [L, H, d] for `positions`."""
+    return f"original_{positions}"
 
 
 @torch.no_grad()
@@ -56,8 +62,9 @@ def mean_head_outputs(
 def steering_vectors(
     model, pairs: list[Pair], pad_id: int, batch_size: int = 8
 ) -> dict[str, torch.Tensor]:
-    """δ for every head and every positions mode: {positions: [L, H, d]}, plus HEAD_NORM:
-    each head's typical output norm on the original runs [L, H]."""
+    """δ for every head and every positions mode: {positions: [L, H, d]}, the original runs'
+    mean z under `original_key(positions)` [L, H, d], and HEAD_NORM: each head's typical
+    output norm on the original runs [L, H]."""
     sides = {
         "contrast": [(p.prompt_contrast, p.response_contrast) for p in pairs],
         "original": [(p.prompt_orig, p.response_orig) for p in pairs],
@@ -67,4 +74,5 @@ def steering_vectors(
         for side, sequences in sides.items()
     }
     deltas = {p: means["contrast"][p] - means["original"][p] for p in POSITIONS}
-    return {**deltas, HEAD_NORM: means["original"][HEAD_NORM]}
+    originals = {original_key(p): means["original"][p] for p in POSITIONS}
+    return {**deltas, **originals, HEAD_NORM: means["original"][HEAD_NORM]}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
-from tiny import family_model
+from tiny import family_model, rank1_plan
 
 from gcm_edit.checkpoint.adapter import build_adapter
 from gcm_edit.checkpoint.bake import bake
@@ -14,13 +16,23 @@ from gcm_edit.steering.plan import SteeringPlan
 IDS = torch.tensor([[1, 5, 7, 9, 3, 4, 8, 11, 12, 30, 31, 40]])
 
 
-def _plan(model, scaled: bool) -> SteeringPlan:
-    """Additive heads in two layers, plus (optionally) scaled heads, one sharing a layer."""
+def _plan(model, scaled: bool, rank1: bool = False) -> SteeringPlan:
+    """Additive heads in two layers, plus (optionally) scaled heads, one sharing a layer, and
+    rank-1 heads: one also scaled, one also additive, one alone in its layer without `scaled`."""
     g = HeadGeometry.of(model.config)
     vectors = torch.randn(3, g.head_dim, generator=torch.Generator().manual_seed(1))
     plan = SteeringPlan(g, [(0, 1), (2, 0), (2, 3)], vectors, 1.7, [1.0, -0.5, 2.0])
     if scaled:
         plan.scaled_heads, plan.head_scales = [(1, 2), (2, 1)], [0.4, 2.5]
+    if rank1:
+        edits = rank1_plan(model, heads=[(1, 2), (1, 3), (2, 0)], seed=2)
+        plan = replace(
+            plan,
+            rank1_heads=edits.rank1_heads,
+            rank1_vectors=edits.rank1_vectors,
+            rank1_reads=edits.rank1_reads,
+            rank1_scales=edits.rank1_scales,
+        )
     return plan
 
 
@@ -31,12 +43,13 @@ def _logits(model) -> torch.Tensor:
 
 @pytest.mark.parametrize("family", ["llama", "qwen3"])
 @pytest.mark.parametrize("scaled", [False, True])
-def test_adapter_equals_hooked_and_merges_into_full_export(family, scaled, tmp_path):
+@pytest.mark.parametrize("rank1", [False, True])
+def test_adapter_equals_hooked_and_merges_into_full_export(family, scaled, rank1, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     base = family_model(family, kv_heads=2, seed=3)
-    plan = _plan(base, scaled)
+    plan = _plan(base, scaled, rank1)
     with plan.apply(base):
         hooked = _logits(base)
 

@@ -26,9 +26,23 @@ PROMPTS = [[1, 5, 7, 9, 3, 4, 8, 11, 12], [2, 3, 4, 20]]
 def random_plan(geometry: HeadGeometry, intervention: str, seed: int = 1) -> SteeringPlan:
     g = torch.Generator().manual_seed(seed)
     heads = [(0, 1), (1, 3), (2, 0), (2, 2)]
+    empty = torch.zeros(0, geometry.head_dim)
     if intervention == "scale":
         scales = (torch.rand(len(heads), generator=g) * 3).tolist()
-        return SteeringPlan(geometry, [], torch.zeros(0, geometry.head_dim), 1.0, [], heads, scales)
+        return SteeringPlan(geometry, [], empty, 1.0, [], heads, scales)
+    if intervention == "rank1":  # random reads: exactness does not depend on them
+        vectors, reads = torch.randn(2, len(heads), geometry.head_dim, generator=g)
+        return SteeringPlan(
+            geometry,
+            [],
+            empty,
+            1.7,
+            [],
+            rank1_heads=heads,
+            rank1_vectors=vectors,
+            rank1_reads=reads / geometry.head_dim,
+            rank1_scales=(torch.rand(len(heads), generator=g) + 0.5).tolist(),
+        )
     vectors = torch.randn(len(heads), geometry.head_dim, generator=g)
     scales = (torch.rand(len(heads), generator=g) + 0.5).tolist()
     return SteeringPlan(geometry, heads, vectors, 1.7, scales, [(1, 0)], [0.4])
@@ -38,7 +52,7 @@ def test_table_covers_the_documented_families():
     assert set(FAMILIES) == set(ARCHITECTURES)
 
 
-@pytest.mark.parametrize("intervention", ["additive", "scale"])
+@pytest.mark.parametrize("intervention", ["additive", "scale", "rank1"])
 @pytest.mark.parametrize("kv_heads", [2, 4], ids=["gqa", "mha"])
 @pytest.mark.parametrize("model_type", sorted(FAMILIES))
 def test_baked_reload_equals_hooked(model_type, kv_heads, intervention, tmp_path):
@@ -51,7 +65,7 @@ def test_baked_reload_equals_hooked(model_type, kv_heads, intervention, tmp_path
     reloaded, info = T.AutoModelForCausalLM.from_pretrained(tmp_path, output_loading_info=True)
     assert not (info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"])
     assert type(reloaded).__name__ == export_class(model, plan)
-    if intervention == "scale":  # a pure weight edit: same class, no config change
+    if intervention != "additive":  # a pure weight edit: same class, no config change
         assert type(reloaded) is type(model)
         assert not getattr(reloaded.config, "attention_bias", False)
     else:
@@ -62,6 +76,8 @@ def test_baked_reload_equals_hooked(model_type, kv_heads, intervention, tmp_path
     with torch.no_grad():
         exported = reloaded.eval()(input_ids=ids).logits
     torch.testing.assert_close(exported, hooked, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        assert (hooked - model(input_ids=ids).logits).abs().max() > 1e-3  # it steers at all
     for name, tensor in model.state_dict().items():  # the base model is left untouched
         torch.testing.assert_close(tensor, before[name], atol=0, rtol=0)
 

@@ -153,3 +153,18 @@ def test_push_without_token_fails_before_any_work(tmp_path, monkeypatch):
     line = _single_error_line(result)
     assert "needs a Hugging Face token" in line and "hf upload me/verse FOLDER" in line
     assert not out.exists()
+
+
+def test_list_options_repeat_or_comma_separate(monkeypatch):
+    """`--ks 2,5 --ks 10` is the list [2, 5, 10]: a repeated list option adds to it, never
+    silently keeps only its last value."""
+    seen = []
+    monkeypatch.setattr("gcm_edit.commands.sweep.sweep", seen.append)
+    args = ["sweep", "--ks", "2,5", "--ks", "10", "--rank-by", "effect"]
+    result = _invoke(*args, "--rank-by", "effect-per-kl", "--interventions", "rank1")
+    assert result.exit_code == 0, result.output
+    (settings,) = seen
+    assert settings.ks == [2.0, 5.0, 10.0]
+    assert settings.rank_by == ["effect", "effect-per-kl"]
+    assert settings.interventions == ["rank1"]
+    assert settings.alphas == [1.0, 2.0, 3.0, 4.0]  # the default, untouched

@@ -55,6 +55,9 @@ def test_composed_concepts_export(env, tmp_path):
     for row in rows:
         assert len(row["heads"]) == n_selected(12, K_PERCENT)
         assert {"base_success", "alone_success", "composed_success"} <= set(row)
+    verse, refusal_heads = ({tuple(h) for h in row["heads"]} for row in rows)
+    assert not verse & refusal_heads  # disjoint: refusal took the best heads verse left
+    assert {tuple(h) for h in rows[1]["given_up"]} <= verse
     assert len(manifest["steering"]["heads"]) == 2 * n_selected(12, K_PERCENT)
     assert manifest["verification"]["greedy_identical"] is True
     assert "## Composed concepts" in (out / "README.md").read_text()

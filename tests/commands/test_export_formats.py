@@ -1,4 +1,5 @@
-"""`gcm-edit export` outputs: a PEFT adapter (--format adapter), a bias-free scale edit."""
+"""`gcm-edit export` outputs: a PEFT adapter (--format adapter), bias-free scale and rank-1
+edits."""
 
 from __future__ import annotations
 
@@ -12,33 +13,50 @@ from gcm_edit.cli.app import app
 from gcm_edit.steering.plan import SteeringPlan, n_selected
 
 
-def test_scale_intervention_export(env, tmp_path):
-    """--intervention scale: a pure o_proj-column edit, no bias, described as such."""
+def _weight_only_export(env, out, intervention: str, alpha: str) -> tuple[dict, SteeringPlan, str]:
+    """Export with an intervention that edits o_proj's columns only: it verifies, the plan
+    round-trips (so `gcm-edit verify` rebuilds it) and the checkpoint has no o_proj bias."""
     from transformers import AutoModelForCausalLM
 
-    out = tmp_path / "scaled"
-    result = _export(env["model"], out, "--intervention", "scale", "--alpha", "3")
+    result = _export(env["model"], out, "--intervention", intervention, "--alpha", alpha)
     assert result.exit_code == 0, (result.output, result.exception)
     manifest = json.loads((out / "gcm_edit.json").read_text())
-    assert manifest["steering"]["intervention"] == "scale"
+    assert manifest["steering"]["intervention"] == intervention
     export = manifest["export"]
     assert (export["class"], export["format"], export["exact_up_to_tokens"]) == (
         "LlamaForCausalLM",
         "full",
         None,
     )
-    scaled = [h for h in manifest["steering"]["heads"] if h.get("head_scale") == 3.0]
-    assert len(scaled) == n_selected(12, K_PERCENT)
-    assert "o_proj columns) scaled by 3.0" in (out / "README.md").read_text()
-    assert f"({len(scaled)} heads, scale, α=3.0)" in result.output.replace("\n", " ")
-    plan = SteeringPlan.load(out)  # the plan round-trips, so `gcm-edit verify` rebuilds it
-    assert plan.heads == [] and len(plan.scaled_heads) == len(scaled)
-    assert plan.head_scales == [3.0] * len(scaled)
+    assert manifest["verification"]["max_abs_logit_diff"] <= 1e-4
     verified = CliRunner().invoke(app, ["verify", str(out)])
     assert verified.exit_code == 0, verified.output
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.attention_bias is False
     assert model.model.layers[0].self_attn.o_proj.bias is None
+    return manifest, SteeringPlan.load(out), result.output.replace("\n", " ")
+
+
+def test_scale_intervention_export(env, tmp_path):
+    """--intervention scale: a pure o_proj-column edit, no bias, described as such."""
+    out = tmp_path / "scaled"
+    manifest, plan, output = _weight_only_export(env, out, "scale", "3")
+    scaled = [h for h in manifest["steering"]["heads"] if h.get("head_scale") == 3.0]
+    assert len(scaled) == n_selected(12, K_PERCENT)
+    assert "o_proj columns) scaled by 3.0" in (out / "README.md").read_text()
+    assert f"({len(scaled)} heads, scale, α=3.0)" in output
+    assert plan.heads == [] and len(plan.scaled_heads) == len(scaled)
+    assert plan.head_scales == [3.0] * len(scaled)
+
+
+def test_rank1_intervention_export(env, tmp_path):
+    """--intervention rank1: rank-1 o_proj-column edits, no bias, verified against the hooks."""
+    out = tmp_path / "rank1"
+    manifest, plan, _ = _weight_only_export(env, out, "rank1", "2")
+    rows = [h for h in manifest["steering"]["heads"] if h.get("rank1_scale") == 1.0]
+    assert len(rows) == len(manifest["steering"]["heads"]) == n_selected(12, K_PERCENT)
+    assert "rank-1 edits of the output-projection columns" in (out / "README.md").read_text()
+    assert plan.heads == plan.scaled_heads == [] and len(plan.rank1_heads) == len(rows)
 
 
 def test_adapter_export(env, tmp_path):

@@ -7,7 +7,7 @@ import torch
 from tiny import make_pairs
 
 from gcm_edit.model.heads import HeadGeometry
-from gcm_edit.steering.vectors import HEAD_NORM, POSITIONS, steering_vectors
+from gcm_edit.steering.vectors import HEAD_NORM, POSITIONS, original_key, steering_vectors
 
 PAD = 1
 
@@ -43,14 +43,17 @@ def _mean_z(model, prompt: list[int], response: list[int], positions: str) -> to
     return mean.view(geometry.n_layers, geometry.n_heads, geometry.head_dim)
 
 
+def reference_original(model, pairs, positions: str) -> torch.Tensor:
+    return torch.stack(
+        [_mean_z(model, p.prompt_orig, p.response_orig, positions) for p in pairs]
+    ).mean(0)
+
+
 def reference_deltas(model, pairs, positions: str) -> torch.Tensor:
     contrast = torch.stack(
         [_mean_z(model, p.prompt_contrast, p.response_contrast, positions) for p in pairs]
     ).mean(0)
-    original = torch.stack(
-        [_mean_z(model, p.prompt_orig, p.response_orig, positions) for p in pairs]
-    ).mean(0)
-    return contrast - original
+    return contrast - reference_original(model, pairs, positions)
 
 
 def reference_head_norm(model, pairs) -> torch.Tensor:
@@ -69,7 +72,8 @@ def reference_head_norm(model, pairs) -> torch.Tensor:
 
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_steering_vectors_match_per_sequence_loop(llama_factory, variant, batch_size):
-    """Batched, right-padded δ equals the per-pair loop for prompt / response / all positions."""
+    """Batched, right-padded δ (and the original runs' mean z) equals the per-pair loop for
+    prompt / response / all positions."""
     model = llama_factory(variant, seed=8)
     pairs = make_pairs(5, seed=6)
     lengths = {len(p.prompt_orig) + len(p.response_orig) for p in pairs}
@@ -77,7 +81,7 @@ def test_steering_vectors_match_per_sequence_loop(llama_factory, variant, batch_
 
     deltas = steering_vectors(model, pairs, PAD, batch_size=batch_size)
     geometry = HeadGeometry.of(model.config)
-    assert set(deltas) == {*POSITIONS, HEAD_NORM}
+    assert set(deltas) == {*POSITIONS, *map(original_key, POSITIONS), HEAD_NORM}
     expected_norm = reference_head_norm(model, pairs).float()
     torch.testing.assert_close(deltas[HEAD_NORM], expected_norm, rtol=1e-4, atol=1e-5)
     for positions in POSITIONS:
@@ -85,6 +89,9 @@ def test_steering_vectors_match_per_sequence_loop(llama_factory, variant, batch_
         assert got.shape == (geometry.n_layers, geometry.n_heads, geometry.head_dim)
         expected = reference_deltas(model, pairs, positions).float()
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=positions)
+        original = reference_original(model, pairs, positions).float()
+        got = deltas[original_key(positions)]
+        torch.testing.assert_close(got, original, rtol=1e-4, atol=1e-5, msg=positions)
 
 
 def test_positions_modes_differ(llama_factory):
