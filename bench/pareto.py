@@ -5,7 +5,7 @@ learned scales, on the default model's verse recipe, measured on its validation 
     .venv/bin/python bench/pareto.py [--out DIR] [--n-validation N]
 
 Runs `gcm-edit sweep` over the grids below (answers and scores come from the run cache, so a
-re-run only measures what is new; cold, about 50 minutes on 2 CPU cores), writes
+re-run only measures what is new; cold, about an hour on 2 CPU cores), writes
 pareto.png, pareto.csv, sweep.png and report.md to DIR and prints the frontier.
 """
 
