@@ -11,7 +11,7 @@ compares it with the uniform plan at the same KL target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -23,21 +23,16 @@ from gcm_edit.commands.settings import ScaleLearningSettings
 from gcm_edit.commands.strength import Strength
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.plan_results import PlanResult, best
-from gcm_edit.steering.collateral import ranking
-from gcm_edit.steering.plan import SteeringPlan, select_heads
+from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.steering.scales import LearnedScales, ScaleObjective, learn_scales
 from gcm_edit.version import __version__
 
 
 def candidate_heads(run: SteeringRun, strength: Strength, rival: SteeringPlan) -> list:
     """The rival's heads first, then the top `--scale-candidates`% by the same ranking."""
-    st = strength
-    cost = None
-    if st.rank_by != "effect":
-        cost = run.collateral(st.positions, st.method, st.intervention)
-    ranked = ranking(run.scores(st.positions, st.method), cost, st.rank_by)
     share = run.settings.scale_candidates
-    return list(dict.fromkeys([*rival.heads, *select_heads(ranked, share)]))
+    wider = replace(strength, k_percent=share).plan(run)
+    return list(dict.fromkeys([*rival.heads, *wider.heads]))
 
 
 def learned(

@@ -205,8 +205,9 @@ class ExportSettings(
     kl_budget: float | None = Field(
         None,
         gt=0,
-        description="Search k, α, positions, ranking and edit on validation: the most successful "
-        "plan whose KL per neutral token is at most this (with --learn-scales: their target).",
+        description="Instead of --k/--alpha/--positions/--rank-by/--intervention: the most "
+        "successful plan on validation whose KL per neutral token is at most this "
+        "(with --learn-scales: their target).",
     )
     budget_alphas: list[Alpha] = Field(
         BUDGET_ALPHAS, min_length=1, description="α candidates for --kl-budget."

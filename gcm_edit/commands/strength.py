@@ -42,15 +42,13 @@ class Strength:
 
 def choose_strength(run: SteeringRun) -> Strength:
     """As given; or the best on the validation split: under `--kl-budget` over positions ×
-    ranking × k% × α, with "auto" over α × k%."""
+    ranking × edit × k% × α (the options for those are then not read), with "auto" over α × k%."""
     s: ExportSettings = run.settings
     asked = Selection(alpha=s.alpha, k_percent=s.k_percent, kl_budget=s.kl_budget)
     if s.kl_budget is None and "auto" not in (s.alpha, s.k_percent):
         return Strength(
             s.alpha, s.k_percent, s.positions, s.rank_by, s.method, s.intervention, asked
         )
-    alphas = s.auto_alphas if s.alpha == "auto" else [s.alpha]
-    ks = s.auto_ks if s.k_percent == "auto" else [s.k_percent]
     if s.kl_budget is not None:
         grid = {
             "positions": s.budget_positions,
@@ -62,6 +60,8 @@ def choose_strength(run: SteeringRun) -> Strength:
         top, rows = search_budget(run, s.kl_budget, s.method, grid, s.n_validation)
         what = f"within KL {s.kl_budget:g}"
     else:
+        alphas = s.auto_alphas if s.alpha == "auto" else [s.alpha]
+        ks = s.auto_ks if s.k_percent == "auto" else [s.k_percent]
         top, rows = choose_alpha_k(
             run, s.positions, s.method, s.intervention, alphas, ks, s.n_validation, s.rank_by
         )
