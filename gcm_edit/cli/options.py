@@ -84,7 +84,8 @@ def to_settings(cls: type[Settings], values: dict[str, Any]) -> Settings:
     joined into one list; a validation error names the option."""
     for name, value in values.items():
         if get_origin(cls.model_fields[name].annotation) is list and isinstance(value, list):
-            values[name] = [item.strip() for given in value for item in given.split(",")]
+            items = (item.strip() for given in value for item in given.split(","))
+            values[name] = [item for item in items if item]  # '' gives the empty list
     try:
         return cls(**values)
     except ValidationError as exc:

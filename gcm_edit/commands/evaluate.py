@@ -4,7 +4,8 @@ The model answers the recipe's questions with no directive and no hooks: what a 
 checkpoint would get. Fluency perplexity, relevance and KL are measured against the reference
 model (the base an export names in gcm_edit.json, or --base), which also answers the
 questions bare and with the recipe's directive (the prompting reference) and the factual
-questions (capability retention). Answers are cached per model.
+questions (capability retention). Answers are cached per model. With `--runtime llama.cpp`
+the export's model.gguf answers, in llama.cpp, under the same decoding.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from gcm_edit.cache import write_json
+from gcm_edit.checkpoint.gguf import gguf_type
 from gcm_edit.checkpoint.manifest import MANIFEST_FILE, Manifest
 from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import EvalSettings
 from gcm_edit.console import console
+from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import PROMPTED, metrics_table
+from gcm_edit.model.llamacpp import require_xllamacpp
 from gcm_edit.output import check_output_file
 from gcm_edit.tables import Column, ResultTable, print_tables
 
@@ -40,8 +44,23 @@ def as_exported(settings: EvalSettings) -> EvalSettings:
     return settings
 
 
+def served_gguf(settings: EvalSettings) -> Path | None:
+    """With --runtime llama.cpp, the folder's model.gguf (checked before any model loads)."""
+    if settings.runtime != "llama.cpp":
+        return None
+    gguf = Path(settings.model) / "model.gguf"
+    if not gguf.is_file():
+        raise GcmEditError(
+            f"--runtime llama.cpp evaluates MODEL/model.gguf, and {gguf} does not exist: "
+            "export with --gguf TYPE"
+        )
+    require_xllamacpp()
+    return gguf
+
+
 def evaluate_model(settings: EvalSettings) -> dict:
     settings = as_exported(settings)
+    gguf = served_gguf(settings)
     run = Run(settings)
     if settings.out:
         check_output_file(settings.out, run.model_ref.source)
@@ -49,7 +68,9 @@ def evaluate_model(settings: EvalSettings) -> dict:
     same = reference.model_ref.fingerprint() == run.model_ref.fingerprint()
     reference = run if same else reference
     questions = getattr(run.recipe, settings.split)[: settings.n_questions]
-    answered = {"evaluated": run.answers(f"{settings.split} answers", questions, None)}
+    answered = {
+        "evaluated": run.answers(f"{settings.split} answers", questions, None, gguf=gguf)
+    }
     if not same:
         answered["reference"] = reference.answers(
             f"{settings.split} answers (reference)", questions, None
@@ -66,16 +87,19 @@ def evaluate_model(settings: EvalSettings) -> dict:
         metrics = {
             label: run.judged(questions, texts, reference) for label, texts in answered.items()
         }
-    with run.stage("retention"):
-        retention = run.retention(base=reference)
-    capability = run.capability(None, base=reference)
+    retention = None  # llama.cpp returns no full next-token distributions to take a KL of
+    if gguf is None:
+        with run.stage("retention"):
+            retention = run.retention(base=reference)
+    capability = run.capability(None, base=reference, gguf=gguf)
+    served = "" if gguf is None else f" in llama.cpp ({gguf_type(gguf)})"
     tables = [
         metrics_table(
-            f"{run.model_ref.name} on '{run.recipe.name}' ({settings.split}, "
+            f"{run.model_ref.name}{served} on '{run.recipe.name}' ({settings.split}, "
             f"{len(questions)} questions, no directive); reference: {reference.model_ref.name}",
             metrics,
         ),
-        retention.table(),
+        *([] if retention is None else [retention.table()]),
         capability.table(),
     ]
     if settings.samples and "reference" in metrics:
@@ -97,8 +121,9 @@ def evaluate_model(settings: EvalSettings) -> dict:
             "prompt_format": run.prompt_format,
         },
         "split": settings.split,
+        "runtime": settings.runtime if gguf is None else f"llama.cpp ({gguf_type(gguf)})",
         "metrics": {label: ev.model_dump() for label, ev in metrics.items()},
-        "retention": retention.model_dump(),
+        "retention": None if retention is None else retention.model_dump(),
         "capability": capability.model_dump(),
         "answers": metrics["evaluated"].answers,
     }

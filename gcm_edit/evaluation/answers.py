@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 from contextlib import nullcontext
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -15,7 +16,8 @@ from gcm_edit.evaluation.relevance import MIN_PMI, relevance_pmi
 from gcm_edit.inputs.prompts import bare_prompts, chat_messages, encode_prompts
 from gcm_edit.inputs.recipe import Directive, Recipe
 from gcm_edit.judges import Judge
-from gcm_edit.model.generation import Decoding, decode, generate
+from gcm_edit.model.generation import Decoding, decode, eos_ids, generate
+from gcm_edit.model.llamacpp import LlamaCpp
 from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.tables import Column, ResultTable
 
@@ -66,15 +68,42 @@ def answer_questions(
 ) -> list[str]:
     """Greedy answers to bare questions, optionally from the hooked steered model; with a
     `directive`, asked with its contrast side (the prompting reference)."""
-    if directive is None:
-        prompts = bare_prompts(tokenizer, questions)
-    else:
-        conversations = [chat_messages(q, directive, "contrast") for q in questions]
-        prompts = encode_prompts(tokenizer, conversations)
+    prompts = question_prompts(tokenizer, questions, directive)
     device = next(model.parameters()).device
     hooks = plan.apply(model, device) if plan is not None else nullcontext()
     with hooks:
         return decode(tokenizer, generate(model, tokenizer, prompts, decoding, batch_size, label))
+
+
+def question_prompts(
+    tokenizer, questions: list[str], directive: Directive | None = None
+) -> list[list[int]]:
+    """Questions asked bare, or with `directive`'s contrast side (the prompting reference)."""
+    if directive is None:
+        return bare_prompts(tokenizer, questions)
+    conversations = [chat_messages(q, directive, "contrast") for q in questions]
+    return encode_prompts(tokenizer, conversations)
+
+
+def answer_questions_gguf(
+    path: Path,
+    tokenizer,
+    questions: list[str],
+    decoding: Decoding,
+    label: str = "llama.cpp",
+    directive: Directive | None = None,
+) -> list[str]:
+    """`answer_questions` with llama.cpp running the GGUF at `path` (exact settings): the
+    same prompt ids, the same decoding, the same tokenizer decoding the answers. Answers end
+    at the tokenizer's EOS and those of the generation_config.json beside the file."""
+    from transformers import GenerationConfig
+
+    prompts = question_prompts(tokenizer, questions, directive)
+    llm = LlamaCpp(path, n_ctx=max(map(len, prompts)) + decoding.max_new_tokens + 8)
+    beside = (path.parent / "generation_config.json").is_file()
+    configured = GenerationConfig.from_pretrained(path.parent) if beside else None
+    stops = eos_ids(configured, tokenizer)
+    return decode(tokenizer, llm.answers(prompts, decoding, stops, tokenizer, label))
 
 
 def judge_answers(

@@ -49,9 +49,10 @@ def cut_at_stop(tokenizer, response: list[int], stops: tuple[str, ...]) -> list[
     return response[:start]
 
 
-def eos_ids(model, tokenizer) -> list[int]:
+def eos_ids(generation_config, tokenizer) -> list[int]:
+    """The tokens an answer ends at: the tokenizer's EOS and the model's configured ones."""
     ids = {tokenizer.eos_token_id}
-    configured = model.generation_config.eos_token_id
+    configured = None if generation_config is None else generation_config.eos_token_id
     ids.update(configured if isinstance(configured, list) else [configured])
     return sorted(i for i in ids if i is not None)
 
@@ -66,7 +67,7 @@ def generate(
     description: str = "generating",
 ) -> list[list[int]]:
     """Greedy response token ids per prompt, cut after the first end-of-sequence token."""
-    stops = eos_ids(model, tokenizer)
+    stops = eos_ids(model.generation_config, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     device = next(model.parameters()).device
     responses: list[list[int]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -141,6 +141,16 @@ class SteeringPlan:
             torch.cat([p.rank1_vectors.float() for p in plans]),
             torch.cat([p.rank1_reads.float() for p in plans]),
             [p.alpha * c for p in plans for c in p.rank1_scales],
+        )
+
+    def dosed(self, dose: float) -> SteeringPlan:
+        """The plan at `dose` times its edit, the knob a LoRA scale turns: additions and
+        rank-1 pushes scale with α, head scales move from 1 by `dose`·(s − 1). Dose 0 is the
+        base model, 1 the plan itself."""
+        return replace(
+            self,
+            alpha=self.alpha * dose,
+            head_scales=[1.0 + dose * (s - 1.0) for s in self.head_scales],
         )
 
     @property

@@ -77,3 +77,47 @@ def test_adapter_is_small(tmp_path):
     base.save_pretrained(tmp_path / "full")
     adapter = (tmp_path / "a" / "adapter_model.safetensors").stat().st_size
     assert adapter < (tmp_path / "full" / "model.safetensors").stat().st_size / 10
+
+
+@pytest.mark.parametrize("dose", [0.0, 0.5, 1.5, 2.0])
+def test_lora_scale_is_the_dose(dose, tmp_path):
+    """PEFT's LoRA scale (bias included) turns the adapter into the plan at `dose`: the three
+    ways a user sets it at serve time give the hooked `plan.dosed(dose)`."""
+    import json
+
+    from peft import PeftModel
+    from peft.helpers import rescale_adapter_scale
+    from peft.tuners.lora import LoraLayer
+
+    base = family_model("llama", kv_heads=2, seed=3)
+    plan = _plan(base, scaled=True, rank1=True)
+    with plan.dosed(dose).apply(base):
+        hooked = _logits(base)
+    build_adapter(base, plan).save_pretrained(tmp_path / "adapter")
+    loaded = PeftModel.from_pretrained(
+        family_model("llama", kv_heads=2, seed=3), tmp_path / "adapter"
+    )
+    with rescale_adapter_scale(loaded, dose):
+        torch.testing.assert_close(_logits(loaded), hooked, rtol=0, atol=1e-4)
+    for module in loaded.modules():
+        if isinstance(module, LoraLayer):
+            module.set_scale("default", dose)
+    torch.testing.assert_close(_logits(loaded), hooked, rtol=0, atol=1e-4)
+
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    config["alpha_pattern"] = {k: v * dose for k, v in config["alpha_pattern"].items()}
+    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps(config))
+    edited = PeftModel.from_pretrained(
+        family_model("llama", kv_heads=2, seed=3), tmp_path / "adapter"
+    )
+    torch.testing.assert_close(_logits(edited), hooked, rtol=0, atol=1e-4)
+
+
+def test_dose_zero_is_the_base_and_dose_one_the_plan():
+    base = family_model("llama", kv_heads=2, seed=3)
+    plan = _plan(base, scaled=True, rank1=True)
+    with plan.dosed(0.0).apply(base):
+        torch.testing.assert_close(
+            _logits(base), _logits(family_model("llama", kv_heads=2, seed=3))
+        )
+    assert plan.dosed(1.0).fingerprint() == plan.fingerprint()

@@ -37,3 +37,9 @@ def test_eval_command_unsteered_and_steered(exported, env, tmp_path):
     assert [a["answer"] for a in report["answers"]] == [
         s["steered"] for s in manifest["samples"][:2]
     ]
+
+
+def test_eval_in_llamacpp_needs_a_gguf(exported):
+    result = CliRunner().invoke(app, ["eval", str(exported[0]), "--runtime", "llama.cpp"])
+    assert result.exit_code == 2
+    assert "evaluates MODEL/model.gguf" in result.output

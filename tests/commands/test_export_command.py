@@ -171,7 +171,7 @@ def test_card_and_manifest_carry_every_shared_fact(exported):
         "KL(base ‖ steered)",  # retention
         "**Q:**",  # samples
         "AutoModelForCausalLM.from_pretrained",  # how to load
-        "convert-hf-to-gguf",  # the llama.cpp route
+        "export with `--gguf f32`",  # the llama.cpp route
         manifest["command"],  # how to reproduce
     ):
         assert fact in card, fact

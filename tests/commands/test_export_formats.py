@@ -75,7 +75,16 @@ def test_adapter_export(env, tmp_path):
     assert export["format"] == "adapter" and export["class"].startswith("PeftModel")
     assert 0 < export["weights_bytes"] < export["base_weights_bytes"]
     assert manifest["verification"]["greedy_identical"] is True
-    assert "PeftModel.from_pretrained" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "PeftModel.from_pretrained" in card and "rescale_adapter_scale" in card
+    # the dose curve: 0 (base) and 1 (the export) from the figures already there, the
+    # default doses measured on the plan at that multiple
+    curve = manifest["dose_curve"]
+    assert [row["dose"] for row in curve] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert curve[0]["kl"] == 0.0 and curve[0]["success"] == manifest["metrics"]["base"]["success"]
+    assert curve[2]["kl"] == manifest["retention"]["kl"]
+    assert curve[1]["kl"] < curve[2]["kl"] < curve[3]["kl"] < curve[4]["kl"]
+    assert "| dose (LoRA scale) |" in card
     base = AutoModelForCausalLM.from_pretrained(env["model"]).eval()
     plan = SteeringPlan.load(out)
     ids = torch.randint(4, 64, (1, 10), generator=torch.Generator().manual_seed(1))
@@ -86,6 +95,20 @@ def test_adapter_export(env, tmp_path):
         torch.testing.assert_close(loaded(input_ids=ids).logits, hooked, rtol=0, atol=1e-4)
 
 
+def test_no_dose_curve_when_asked_for_none(env, tmp_path):
+    out = tmp_path / "adapter"
+    result = _export(env["model"], out, "--format", "adapter", "--doses", "")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "dose_curve" not in json.loads((out / "gcm_edit.json").read_text())
+    assert "rescale_adapter_scale" in (out / "README.md").read_text()
+
+
 def test_adapter_refuses_gguf(env, tmp_path):
-    result = _export(env["model"], tmp_path / "x", "--format", "adapter", "--gguf")
+    result = _export(env["model"], tmp_path / "x", "--format", "adapter", "--gguf", "f32")
     assert result.exit_code == 2 and "--gguf needs --format full" in result.stderr
+
+
+def test_gguf_type_must_be_one_the_converter_writes(env, tmp_path):
+    result = _export(env["model"], tmp_path / "x", "--gguf", "q4_k_m")
+    assert result.exit_code == 2 and "--gguf" in result.stderr and "'f32'" in result.stderr
+    assert not (tmp_path / "x").exists()

@@ -45,3 +45,11 @@ def test_verify_refuses_a_manifest_that_is_not_ours(exported, tmp_path):
     result = CliRunner().invoke(app, ["verify", str(folder)])
     assert result.exit_code == 2
     assert "is not a valid gcm-edit manifest" in result.output
+
+
+def test_verify_in_llamacpp_needs_a_gguf(exported, tmp_path):
+    result = CliRunner().invoke(
+        app, ["verify", str(copy_of_export(exported, tmp_path)), "--runtime", "llama.cpp"]
+    )
+    assert result.exit_code == 2
+    assert "has no model.gguf: export with --gguf TYPE" in result.output
