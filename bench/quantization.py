@@ -101,7 +101,7 @@ def main() -> None:
         Column("concept", lambda r: evaluation(r).concept, "short"),
         Column("fluent", lambda r: evaluation(r).fluent, "short"),
         Column("relevant", lambda r: evaluation(r).relevant, "short"),
-        Column("factual kept", lambda r: Capability(**r[1]["capability"]).steered, "short"),
+        Column("factual answered", lambda r: Capability(**r[1]["capability"]).steered, "short"),
         Column("answers = transformers'", same_answers),
         Column("max |Δlog p| / effect", verified),
         Column("s", lambda r: r[3], ".0f"),
