@@ -239,7 +239,9 @@ def export_gguf(
     verification = run.cached(
         "gguf-verification-{key}.json",
         "llama.cpp verification",
-        stable_hash(__version__, sha256_file(path), run.model_ref.fingerprint(), prompts),
+        stable_hash(
+            __version__, sha256_file(path), run.model_ref.fingerprint(), plan.fingerprint(), prompts
+        ),
         lambda: verify_gguf(path, outtype, run.model, plan, prompts),
         encode=GgufVerification.model_dump,
         decode=GgufVerification.model_validate,
