@@ -26,8 +26,8 @@ def main() -> None:
 
     from rank_stats import spearman, top_overlap
 
-    from gcm_edit.commands.run import SteeringRun
     from gcm_edit.commands.settings import ScoringSettings
+    from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.console import quiet_libraries
     from gcm_edit.scoring.methods import score_heads
 

@@ -23,8 +23,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from gcm_edit.commands.run import SteeringRun
     from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.console import quiet_libraries
     from gcm_edit.evaluation.answers import answer_questions, judge_answers
     from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability

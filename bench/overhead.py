@@ -42,8 +42,8 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from gcm_edit.checkpoint.bake import bake
-    from gcm_edit.commands.run import SteeringRun
     from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.console import quiet_libraries
     from gcm_edit.inputs.prompts import bare_prompts
     from gcm_edit.model.heads import o_proj_modules

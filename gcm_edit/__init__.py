@@ -14,6 +14,8 @@ line starts fast):
     print(ge.verify_export("verse-model", model, plan, prompts))  # reloaded == hooked
 
 `ge.export(ge.ExportSettings(concept="verse"))` runs the whole `gcm-edit export`;
+`ge.build_teacher_set` and `ge.learn_edit` learn the heads' edit from the prompted model
+(`--edit distilled`);
 `ge.convert_to_gguf("verse-model", path, "q8_0")` then `ge.verify_gguf(path, "q8_0", model,
 plan, prompts)` check the model in llama.cpp.
 """
@@ -30,6 +32,9 @@ _API = {
     "steering_vectors": "gcm_edit.steering.vectors",
     "score_heads": "gcm_edit.scoring.methods",
     "SteeringPlan": "gcm_edit.steering.plan",
+    "build_teacher_set": "gcm_edit.pairs.teacher",
+    "EditObjective": "gcm_edit.steering.distill",
+    "learn_edit": "gcm_edit.steering.distill",
     "bake": "gcm_edit.checkpoint.bake",
     "verify_export": "gcm_edit.checkpoint.verify",
     "convert_to_gguf": "gcm_edit.checkpoint.gguf",

@@ -45,6 +45,15 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
             "2",
             "--max-new-tokens",
             "48",
+            # the distilled edit (the default) on a small budget: its stages, not its quality
+            "--distill-questions",
+            "16",
+            "--edit-steps",
+            "8",
+            "--edit-eval-every",
+            "4",
+            "--n-validation",
+            "4",
             "--gguf",
             "f32",
             "--out",
@@ -67,7 +76,10 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
     assert verification["max_abs_logit_diff"] <= verification["tolerance"] <= 1e-4
     assert verification["greedy_identical"] is True
     assert manifest["steering"]["n_heads_total"] == 270
-    assert len(manifest["steering"]["heads"]) == 14  # 5% of 30 layers x 9 heads
+    heads = {(h["layer"], h["head"]) for h in manifest["steering"]["heads"]}
+    assert len(heads) == 14  # 5% of 30 layers x 9 heads
+    assert manifest["steering"]["intervention"] == "distilled"
+    assert manifest["distillation"]["teacher_answers"] >= 1
     assert manifest["pairs"]["kept"] >= 1
 
     verified = CliRunner().invoke(app, ["verify", str(out)])

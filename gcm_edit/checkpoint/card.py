@@ -117,6 +117,11 @@ same other options gives the full checkpoint of dose t."""
 def _edit(manifest: Manifest) -> str:
     if manifest.steering.intervention == "scale":
         return f"the outputs (o_proj columns) scaled by {manifest.steering.alpha}"
+    if manifest.steering.intervention == "distilled":
+        return (
+            "an edit learned from the prompted model (vectors in the output-projection biases, "
+            "low-rank maps in its columns)"
+        )
     if manifest.steering.intervention == "rank1":
         return "steering vectors baked as rank-1 edits of the output-projection columns"
     return "steering vectors baked into the output-projection biases"
@@ -187,6 +192,36 @@ split within the KL target was kept: {kept}. Held-out, against that uniform plan
 """
 
 
+def _distilled(manifest: Manifest) -> str:
+    report = manifest.distillation
+    if not report:
+        return ""
+    goal = report.objective
+    kept = (
+        "the mean-difference plan itself (step 0): no distilled snapshot did better"
+        if report.chosen_step == 0
+        else f"step {report.chosen_step}"
+    )
+    maps = f" and a rank-{goal['rank']} map A_h" if goal["rank"] else ""
+    return f"""## Distilled edit
+
+The edit was learned from the prompted model (context distillation). The base model, asked
+the recipe's {report.questions} distillation questions *with* its directive, answered each
+until an answer was good, greedy first, then sampled ({report.teacher_candidates} answers in
+all);
+{report.teacher_answers} questions got an answer judged concept ∧ fluent ∧ relevant
+({report.greedy_kept} of them greedy), and those answers are the training set. Each selected
+head learned a vector b_h (starting at α·δ_h){maps}, z_h ← z_h + A_h z_h + b_h, to match the
+prompted model's next-token distributions without the directive, with KL(base ‖ edited) per
+neutral token held to {goal["kl_target"]:g} by a Lagrange multiplier ({goal["steps"]} Adam
+steps). Of the snapshots every {goal["snapshot_every"]} steps, the best on the validation split
+within that KL was kept: {kept}. Held-out, against the mean-difference plan on the same heads:
+
+{report.table().markdown()}
+
+"""
+
+
 def _composition(manifest: Manifest) -> str:
     rows = manifest.composition
     if not rows:
@@ -245,7 +280,7 @@ tags:
 # {base.name} — steered toward **{recipe.name}**
 
 {recipe.description} This checkpoint is {base.name} with {_edit(manifest)} of
-{len(steering.heads)} attention heads ({steering.k_percent}% of
+{steering.n_heads} attention heads ({steering.k_percent}% of
 {steering.n_heads_total}), ranked by `{manifest.method}`
 ({METHODS[manifest.method].summary}; Generative Causal Mediation, arXiv 2602.16080).
 Nothing else differs from the base model: it loads in any Hugging Face
@@ -280,7 +315,7 @@ Contrastive pairs: {manifest.pairs.kept} kept of {manifest.pairs.n_questions}
 training questions (the model followed the contrast directive in
 {manifest.pairs.contrast_adherence:.0%} of them).
 
-{_frontier(manifest)}{_learned(manifest)}{_composition(manifest)}## Steering
+{_frontier(manifest)}{_learned(manifest)}{_distilled(manifest)}{_composition(manifest)}## Steering
 
 - heads (layer.head): {", ".join(h.label() for h in steering.heads)}
 - heads ranked by {RANKINGS[steering.rank_by]}

@@ -101,7 +101,12 @@ class SteeringInfo(Section):
     alpha: float
     positions: str
     rank_by: str = "effect"  # effect | effect-per-kl
-    heads: list[HeadRow]
+    heads: list[HeadRow]  # a row per part: a distilled head has its b and each rank-1 part
+
+    @property
+    def n_heads(self) -> int:
+        """Distinct heads edited."""
+        return len({(row.layer, row.head) for row in self.heads})
 
 
 class DecodingInfo(Section):
@@ -170,6 +175,31 @@ class ScaleLearningReport(Section):
             Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
         ]
         title = "Learned scales vs their uniform warm start, same KL target (held-out)"
+        return ResultTable(title, columns, self.comparison)
+
+
+class DistillationReport(Section):
+    """`--edit distilled`: the teacher data, the objective, training and the kept snapshot."""
+
+    objective: dict
+    questions: int  # distillation questions asked
+    teacher_answers: int  # questions with a good prompted answer (the training set)
+    teacher_candidates: int  # answers generated in all (greedy + samples)
+    greedy_kept: int  # of the teacher answers, those that were the greedy one
+    heads: list[list[int]]
+    chosen_step: int  # the snapshot kept (0: the mean-difference plan itself)
+    history: list[dict]
+    validation: list[PlanResult]  # each snapshot within the KL target, on validation
+    comparison: list[PlanComparison]
+
+    def table(self) -> ResultTable:
+        columns = [
+            Column("plan", lambda r: "distilled edit" if r.plan == "steered" else r.plan),
+            Column("heads", lambda r: r.heads),
+            *RATE_COLUMNS,
+            Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
+        ]
+        title = "Distilled edit vs the mean-difference plan on the same heads (held-out)"
         return ResultTable(title, columns, self.comparison)
 
 
@@ -269,6 +299,7 @@ class Manifest(Section):
     capability: Capability
     samples: list[Sample]
     scale_learning: ScaleLearningReport | None = None
+    distillation: DistillationReport | None = None
     composition: list[CompositionRow] | None = None
     verification: Verification
     gguf: GgufInfo | None = None
@@ -278,7 +309,7 @@ class Manifest(Section):
 
     def to_json(self) -> dict[str, Any]:
         """Optional sections appear only when the export has them."""
-        optional = {"scale_learning", "composition", "gguf", "dose_curve"}
+        optional = {"scale_learning", "distillation", "composition", "gguf", "dose_curve"}
         data = self.model_dump(mode="json", by_alias=True)
         return {k: v for k, v in data.items() if k not in optional or v is not None}
 
@@ -305,7 +336,7 @@ class Manifest(Section):
         s = self.steering
         title = (
             f"{self.recipe.name}: held-out questions, no directive "
-            f"({len(s.heads)} heads, {s.intervention}, α={s.alpha})"
+            f"({s.n_heads} heads, {s.intervention}, α={s.alpha})"
         )
         tables = [
             metrics_table(title, self.metrics),
@@ -314,6 +345,8 @@ class Manifest(Section):
         ]
         if self.scale_learning:
             tables.append(self.scale_learning.table())
+        if self.distillation:
+            tables.append(self.distillation.table())
         if self.composition:
             tables.append(composition_table(self.composition))
         if self.gguf:

@@ -6,8 +6,8 @@ This is how the defaults in settings.py were chosen; users run it for their own 
 from __future__ import annotations
 
 from gcm_edit.commands.candidates import measure
-from gcm_edit.commands.run import SteeringRun, reject_sharding
 from gcm_edit.commands.settings import CalibrateSettings
+from gcm_edit.commands.steering_run import SteeringRun, reject_sharding
 from gcm_edit.console import console
 from gcm_edit.evaluation.plan_results import (
     PlanResult,

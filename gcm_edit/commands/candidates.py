@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 
-from gcm_edit.commands.run import Run, SteeringRun
+from gcm_edit.commands.run import Run
+from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.plan_results import PlanResult, best
 from gcm_edit.inputs.recipe import Directive

@@ -68,9 +68,7 @@ def evaluate_model(settings: EvalSettings) -> dict:
     same = reference.model_ref.fingerprint() == run.model_ref.fingerprint()
     reference = run if same else reference
     questions = getattr(run.recipe, settings.split)[: settings.n_questions]
-    answered = {
-        "evaluated": run.answers(f"{settings.split} answers", questions, None, gguf=gguf)
-    }
+    answered = {"evaluated": run.answers(f"{settings.split} answers", questions, None, gguf=gguf)}
     if not same:
         answered["reference"] = reference.answers(
             f"{settings.split} answers (reference)", questions, None

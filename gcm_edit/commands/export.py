@@ -33,9 +33,11 @@ from gcm_edit.checkpoint.verify import (
     verify_export,
     verify_gguf,
 )
+from gcm_edit.commands.distilled import DistilledStrength
 from gcm_edit.commands.learned import LearnedStrength
-from gcm_edit.commands.run import Run, SteeringRun, reject_sharding
+from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import ExportSettings
+from gcm_edit.commands.steering_run import SteeringRun, reject_sharding
 from gcm_edit.commands.strength import choose_strength
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
@@ -53,6 +55,28 @@ from gcm_edit.tables import print_tables
 from gcm_edit.version import __version__
 
 PUSH_WARNING = 10.0  # warn when a head is pushed this many times its own output norm
+MEAN_DIFF = "mean-diff"  # the held-out row of the mean-difference plan a distilled edit beats
+
+
+def reject_conflicts(settings: ExportSettings) -> None:
+    """Options that cannot all hold, refused in one line before any work."""
+    if settings.edit != "distilled":
+        return
+    clash = [
+        flag
+        for flag, given in (
+            ("--learn-scales", settings.learn_scales),
+            ("--intervention " + settings.intervention, settings.intervention != "additive"),
+            ("--concept (several)", bool(settings.compose)),
+        )
+        if given
+    ]
+    if clash:
+        raise GcmEditError(
+            f"--edit distilled cannot be combined with {clash[0]}: the distilled edit learns "
+            "additive vectors and maps on the top-k% heads; use --edit mean-diff for that "
+            "option"
+        )
 
 
 def evaluate_heldout(
@@ -129,10 +153,10 @@ def compose_concepts(
 
 
 def comparison(
-    metrics: dict[str, Evaluation], learned: LearnedStrength, kl_learned: float, kl_rival: float
+    metrics: dict[str, Evaluation], rows: list[tuple[str, SteeringPlan, float]]
 ) -> list[PlanComparison]:
-    """Learned scales ("steered") vs their uniform-α rival, held-out."""
-    rows = (("steered", learned.plan, kl_learned), ("uniform α", learned.rival, kl_rival))
+    """Held-out figures of (name in `metrics`, plan, KL) rows: a learned plan ("steered")
+    against its rival."""
     return [
         PlanComparison(
             plan=name,
@@ -253,6 +277,7 @@ def export_gguf(
 def export(settings: ExportSettings) -> Path | None:
     """The export folder; None in the extra processes of a multi-device scoring run."""
     reject_sharding(settings)
+    reject_conflicts(settings)
     token = check_token(settings.push_to_hub) if settings.push_to_hub else None
     run = SteeringRun(settings)
     out = check_output(
@@ -275,8 +300,16 @@ def export(settings: ExportSettings) -> Path | None:
     if strength.rank_by != "effect":
         collateral = run.collateral(strength.positions, settings.method, strength.intervention)
     plans: dict[str, SteeringPlan | None] = {"base": None}
-    learned = None
-    if settings.learn_scales:
+    learned = distilled = None
+    if settings.edit == "distilled":
+        distilled = DistilledStrength.learn(run, strength)
+        console.print(
+            f"distilled edit: kept step {distilled.step} on {len(distilled.plan.steered_heads)} "
+            f"heads from {len(distilled.teacher.examples)} teacher answers, KL target "
+            f"{distilled.goal.kl_target:g}"
+        )
+        plans["steered"], plans[MEAN_DIFF] = distilled.plan, distilled.rival
+    elif settings.learn_scales:
         learned = LearnedStrength.learn(run, strength, settings.kl_budget)
         console.print(
             f"learned scales: kept step {learned.step} ({len(learned.plan.steered_heads)} "
@@ -294,8 +327,9 @@ def export(settings: ExportSettings) -> Path | None:
     metrics = evaluate_heldout(run, plans, settings.n_heldout)
     with run.stage("retention"):
         retention = run.retention(plan)
-        if learned is not None:
-            kl_rival = run.retention(learned.rival).kl
+        rival = learned or distilled
+        if rival is not None:
+            kl_rival = run.retention(rival.rival).kl
     capability = run.capability(plan)
     doses = None
     if settings.format == "adapter" and settings.doses:
@@ -367,7 +401,7 @@ def export(settings: ExportSettings) -> Path | None:
                 weights_bytes=weights_bytes(staging),
             ),
             steering=SteeringInfo(
-                intervention=strength.intervention,
+                intervention="distilled" if distilled else strength.intervention,
                 k_percent=strength.k_percent,
                 n_heads_total=run.geometry.n_total,
                 alpha=plan.alpha,
@@ -384,7 +418,7 @@ def export(settings: ExportSettings) -> Path | None:
                     for row in plan.describe(head_norm)
                 ],
             ),
-            decoding=DecodingInfo(**vars(run.decoding)),
+            decoding=DecodingInfo(**run.decoding.generate_kwargs(), stop=list(run.decoding.stop)),
             pairs=PairsInfo(
                 n_questions=run.pairs.n_questions,
                 kept=len(run.pairs.pairs),
@@ -401,7 +435,20 @@ def export(settings: ExportSettings) -> Path | None:
             ],
             scale_learning=None
             if learned is None
-            else learned.report(comparison(metrics, learned, retention.kl, kl_rival)),
+            else learned.report(
+                comparison(
+                    metrics,
+                    [("steered", plan, retention.kl), ("uniform α", learned.rival, kl_rival)],
+                )
+            ),
+            distillation=None
+            if distilled is None
+            else distilled.report(
+                comparison(
+                    metrics,
+                    [("steered", plan, retention.kl), (MEAN_DIFF, distilled.rival, kl_rival)],
+                )
+            ),
             composition=None
             if composed is None
             else [

@@ -18,8 +18,8 @@ import torch
 from gcm_edit.cache import stable_hash
 from gcm_edit.checkpoint.manifest import PlanComparison, ScaleLearningReport
 from gcm_edit.commands.candidates import measure
-from gcm_edit.commands.run import SteeringRun
 from gcm_edit.commands.settings import ScaleLearningSettings
+from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.plan_results import PlanResult, best

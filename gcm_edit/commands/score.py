@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gcm_edit.cache import write_json
-from gcm_edit.commands.run import SteeringRun
 from gcm_edit.commands.settings import ScoreSettings
+from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.console import console
 from gcm_edit.output import check_output, invocation, staged_folder
 from gcm_edit.scoring.methods import METHODS

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from gcm_edit.checkpoint.manifest import Selection
 from gcm_edit.commands.candidates import choose_alpha_k, search_budget
-from gcm_edit.commands.run import SteeringRun
 from gcm_edit.commands.settings import ExportSettings
+from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.console import console
 from gcm_edit.evaluation.plan_results import results_table, separation_note
 from gcm_edit.steering.plan import SteeringPlan
@@ -41,15 +41,17 @@ class Strength:
 
 
 def choose_strength(run: SteeringRun) -> Strength:
-    """As given; or the best on the validation split: under `--kl-budget` over positions ×
-    ranking × edit × k% × α (the options for those are then not read), with "auto" over α × k%."""
+    """As given; or the best on the validation split: under `--kl-budget` (mean-diff edits:
+    a distilled edit is held to it instead) over positions × ranking × edit × k% × α (the
+    options for those are then not read), with "auto" over α × k%."""
     s: ExportSettings = run.settings
     asked = Selection(alpha=s.alpha, k_percent=s.k_percent, kl_budget=s.kl_budget)
-    if s.kl_budget is None and "auto" not in (s.alpha, s.k_percent):
+    search = s.kl_budget is not None and s.edit == "mean-diff"  # distilled: it is the target
+    if not search and "auto" not in (s.alpha, s.k_percent):
         return Strength(
             s.alpha, s.k_percent, s.positions, s.rank_by, s.method, s.intervention, asked
         )
-    if s.kl_budget is not None:
+    if search:
         grid = {
             "positions": s.budget_positions,
             "rank_by": s.budget_rank_by,

@@ -15,8 +15,8 @@ from pathlib import Path
 from gcm_edit.checkpoint.manifest import Selection
 from gcm_edit.commands.candidates import measure
 from gcm_edit.commands.learned import LearnedStrength
-from gcm_edit.commands.run import SteeringRun
 from gcm_edit.commands.settings import SweepSettings
+from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError

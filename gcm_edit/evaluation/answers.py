@@ -106,23 +106,30 @@ def answer_questions_gguf(
     return decode(tokenizer, llm.answers(prompts, decoding, stops, tokenizer, label))
 
 
-def judge_answers(
-    base_model,
-    tokenizer,
-    recipe: Recipe,
-    judge: Judge,
-    questions: list[str],
-    texts: list[str],
-    batch_size: int = 8,
-) -> Evaluation:
-    """Concept (the recipe's judge), fluency and relevance (both under `base_model`)."""
+def measure_answers(
+    base_model, tokenizer, judge: Judge, questions: list[str], texts: list[str], batch_size: int = 8
+) -> list[dict]:
+    """What judging needs a model or a judge for, per answer: perplexity and relevance PMI
+    under `base_model`, the judge's concept verdict and grade. Thresholds are not applied
+    here, so a change of fluency or relevance limits re-judges from these figures alone."""
     ppl = perplexities(base_model, tokenizer, texts, batch_size)
     pmi = relevance_pmi(base_model, tokenizer, questions, texts, batch_size)
+    return [
+        {"perplexity": p, "pmi": m, "concept": judge(text), "grade": judge.grade(text)}
+        for text, p, m in zip(texts, ppl, pmi, strict=True)
+    ]
+
+
+def evaluate_answers(
+    recipe: Recipe, label: str, questions: list[str], texts: list[str], measured: list[dict]
+) -> Evaluation:
+    """Concept (as measured), fluency (the recipe's limits) and relevance (PMI > MIN_PMI) of
+    each answer; `label` names the judge's grade."""
     rows = []
-    for question, text, perplexity, relevance in zip(questions, texts, ppl, pmi, strict=True):
-        figures = fluency_figures(text, perplexity, recipe.fluency)
-        concept, fluent = judge(text), passes(figures, recipe.fluency)
-        relevant = relevance > MIN_PMI
+    for question, text, m in zip(questions, texts, measured, strict=True):
+        figures = fluency_figures(text, m["perplexity"], recipe.fluency)
+        concept, fluent = bool(m["concept"]), passes(figures, recipe.fluency)
+        relevant = m["pmi"] > MIN_PMI
         rows.append(
             {
                 "question": question,
@@ -131,7 +138,7 @@ def judge_answers(
                 "fluent": fluent,
                 "relevant": relevant,
                 "success": concept and fluent and (relevant or not recipe.require_relevance),
-                "pmi": round(relevance, 4),
+                "pmi": round(m["pmi"], 4),
                 **{k: round(v, 4) for k, v in figures.items()},
             }
         )
@@ -142,9 +149,23 @@ def judge_answers(
         fluent=Rate.of([r["fluent"] for r in rows]),
         relevant=Rate.of([r["relevant"] for r in rows]),
         repeated_ngram_rate=statistics.fmean(r["repeated_ngram_rate"] for r in rows),
-        median_perplexity=statistics.median(ppl),
-        median_pmi=statistics.median(pmi),
-        grade=statistics.fmean(judge.grade(t) for t in texts),
-        grade_label=judge.label,
+        median_perplexity=statistics.median(m["perplexity"] for m in measured),
+        median_pmi=statistics.median(m["pmi"] for m in measured),
+        grade=statistics.fmean(m["grade"] for m in measured),
+        grade_label=label,
         answers=rows,
     )
+
+
+def judge_answers(
+    base_model,
+    tokenizer,
+    recipe: Recipe,
+    judge: Judge,
+    questions: list[str],
+    texts: list[str],
+    batch_size: int = 8,
+) -> Evaluation:
+    """Concept (the recipe's judge), fluency and relevance (both under `base_model`)."""
+    measured = measure_answers(base_model, tokenizer, judge, questions, texts, batch_size)
+    return evaluate_answers(recipe, judge.label, questions, texts, measured)

@@ -77,6 +77,13 @@ class Fluency(BaseModel):
     max_word_run: int = Field(default=2, ge=1)
     max_word_share: float = Field(default=0.25, gt=0.0, le=1.0)
     max_repeated_lines: float = Field(default=0.34, ge=0.0, le=1.0)
+    # What readers call degenerate and the figures above passed (tests/evaluation/
+    # fluency_labels.jsonl, bench/fluency.py): a content word echoed within the next three
+    # ("a life of a life"), the same word again within two ("clever and clever", "night's
+    # night's"), runs of two-word fragments ("a fire, a flame, a light, a spark").
+    max_echo_rate: float = Field(default=0.15, ge=0.0, le=1.0)
+    max_close_repeats: int = Field(default=0, ge=0)
+    min_clause_words: float = Field(default=3.5, ge=0.0)
 
 
 def _non_blank(text: str) -> str:
@@ -153,6 +160,9 @@ class Recipe(BaseModel):
     require_relevance: bool = True
     validation: Questions
     heldout: Questions
+    # Unlabelled questions a distilled edit learns from (the prompted model answers them);
+    # default: the training questions (original side of explicit pairs).
+    distill: Questions | None = None
 
     @model_validator(mode="after")
     def _one_source_of_training_prompts(self) -> Recipe:
@@ -182,6 +192,14 @@ class Recipe(BaseModel):
             return self
         directive = Directive(role="system", original=base.original, contrast=base.contrast)
         return self.model_copy(update={"directive": directive})
+
+    def distill_questions(self) -> list[str]:
+        """Questions the prompted model answers for a distilled edit (after `load_recipe`)."""
+        if self.distill is not None:
+            return list(self.distill)
+        if self.pairs is not None:
+            return [pair.original for pair in self.pairs]
+        return list(self.train)
 
     def llm_question(self) -> str:
         return (
@@ -274,7 +292,7 @@ def _read_columns(recipe_file: Path, field: str, source, columns: list[str]) -> 
 def _materialise(recipe: Recipe, recipe_file: Path) -> Recipe:
     """Replace file references by the lists they hold."""
     updates: dict = {}
-    for field in ("train", "validation", "heldout"):
+    for field in ("train", "validation", "heldout", "distill"):
         source = getattr(recipe, field)
         if isinstance(source, TextColumn):
             (updates[field],) = _read_columns(recipe_file, field, source, [source.column])

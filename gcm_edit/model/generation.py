@@ -12,22 +12,29 @@ from gcm_edit.console import progress
 @dataclass(frozen=True)
 class Decoding:
     """Greedy decoding; no_repeat_ngram_size=3 because plain greedy loops on small models.
-    `stop`: strings an answer ends before (a base model goes on to ask the next question)."""
+    `stop`: strings an answer ends before (a base model goes on to ask the next question).
+    `temperature` > 0 samples instead (teacher candidates), reproducibly from `seed`."""
 
     max_new_tokens: int = 96
     no_repeat_ngram_size: int = 3
     stop: tuple[str, ...] = ()
+    temperature: float = 0.0
+    seed: int = 0
 
     def generate_kwargs(self) -> dict:
+        sampling = {"temperature": self.temperature} if self.temperature else {}
         return {
-            "do_sample": False,
+            "do_sample": bool(self.temperature),
             "max_new_tokens": self.max_new_tokens,
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            **sampling,
         }
 
     def __repr__(self) -> str:
-        # the repr is part of stage cache keys: without stop strings, keep it as it was
+        # the repr is part of stage cache keys: greedy without stop strings keeps its old one
         stop = f", stop={self.stop!r}" if self.stop else ""
+        if self.temperature:
+            stop += f", temperature={self.temperature!r}, seed={self.seed}"
         return (
             f"Decoding(max_new_tokens={self.max_new_tokens}, "
             f"no_repeat_ngram_size={self.no_repeat_ngram_size}{stop})"
@@ -66,7 +73,16 @@ def generate(
     batch_size: int = 8,
     description: str = "generating",
 ) -> list[list[int]]:
-    """Greedy response token ids per prompt, cut after the first end-of-sequence token."""
+    """Greedy (or sampled) response token ids per prompt, cut after the first
+    end-of-sequence token. Sampling draws from its own seeded stream: the global RNG is left
+    as it was."""
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(decoding.seed)
+        return _generate(model, tokenizer, prompts, decoding, batch_size, description)
+
+
+def _generate(model, tokenizer, prompts, decoding, batch_size, description) -> list[list[int]]:
     stops = eos_ids(model.generation_config, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     device = next(model.parameters()).device

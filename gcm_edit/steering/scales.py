@@ -9,9 +9,8 @@ optionally, s_i scaling the head's own output: z ← s_i·z + α·c_i·δ_i. Eac
 prompts). The L1 term is applied as a proximal soft-threshold after every optimiser step, so
 heads that do not pay for their KL end at exactly c = 0 (s = 1) and leave the plan.
 
-KL is a constraint, not a price: λ starts at λ_F and is a Lagrange multiplier, raised while
-KL is above its target and lowered while below (λ ← λ·exp(η·(KL/target − 1))), so the scales
-buy as much effect as the KL target allows. Training starts from a uniform plan's own scales
+KL is a constraint, not a price: λ starts at λ_F and is a Lagrange multiplier holding KL to
+its target (steering/constraint.py). Training starts from a uniform plan's own scales
 (warm start: c = 1 on its heads, 0 on the other candidates) and snapshots c every few steps;
 the caller keeps the snapshot that does best on validation (early stopping), step 0 included.
 """
@@ -26,15 +25,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from gcm_edit.inputs.neutral import neutral_material
-from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.model.batches import TokenBatch, token_kl
+from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.heads import HeadGeometry, intervene
 from gcm_edit.model.trainers import device_args, quiet_lightning
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.metric import collate_pairs, mediation_metric
-
-DUAL_RATE = 1.0  # η: how fast λ follows KL / target
+from gcm_edit.steering.constraint import NeutralKL
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ class ScaleLearner(L.LightningModule):
         model,
         heads: list[tuple[int, int]],
         vectors: torch.Tensor,
-        neutral: TokenBatch,
+        neutral: NeutralKL,
         objective: ScaleObjective,
     ):
         super().__init__()
@@ -90,8 +86,6 @@ class ScaleLearner(L.LightningModule):
         self.register_buffer("head_index", torch.tensor([h[1] for h in heads]))
         self.c = nn.Parameter(torch.tensor(objective.init_c, dtype=torch.float32))
         self.s = nn.Parameter(torch.ones(len(heads))) if objective.learn_head_scale else None
-        self.multiplier = objective.lambda_f  # λ, the Lagrange multiplier of the KL target
-        self.base_neutral: torch.Tensor | None = None
         self.history: list[dict] = []
         self.snapshots: list[dict] = []
 
@@ -113,13 +107,8 @@ class ScaleLearner(L.LightningModule):
         scale = torch.ones(g.n_layers, g.n_heads, device=self.device).index_put(index, self.s)
         return add, scale[..., None].expand(-1, -1, g.head_dim).reshape(g.n_layers, -1)
 
-    def _neutral_logprobs(self) -> torch.Tensor:
-        logits = self.neutral.to(self.device).run(self.model).logits
-        return torch.log_softmax(logits.float(), dim=-1)
-
     def on_fit_start(self) -> None:
-        with torch.no_grad():
-            self.base_neutral = self._neutral_logprobs()
+        self.neutral.start(self.model, self.device)
         self.snapshot(0)
 
     def on_train_epoch_start(self) -> None:
@@ -129,13 +118,10 @@ class ScaleLearner(L.LightningModule):
         add, scale = self.steering()
         with intervene(self.model, add, scale):
             metric = mediation_metric(self.model, batch)[0]
-            steered = self._neutral_logprobs()
+            kl = self.neutral.kl(self.model, self.device)
         tokens = batch.response_mask.sum() / batch.response_mask.shape[0]  # per sequence
         effect = -metric.mean() / tokens
-        base = self.base_neutral
-        mask = self.neutral.attention_mask.to(self.device)
-        kl = (token_kl(base, steered) * mask).sum() / mask.sum()
-        loss = effect + self.multiplier * kl
+        loss = effect + self.neutral.multiplier * kl
         l1 = self.c.abs().sum()
         if self.s is not None:
             l1 = l1 + (self.s - 1).abs().sum()
@@ -143,7 +129,7 @@ class ScaleLearner(L.LightningModule):
             "loss": float(loss.detach() + self.objective.lambda_m * l1.detach()),
             "effectiveness": float(effect.detach()),
             "kl": float(kl.detach()),
-            "lambda": self.multiplier,
+            "lambda": self.neutral.multiplier,
             "l1": float(l1.detach()),
             "nonzero": int((self.c != 0).sum()),
         }
@@ -158,9 +144,7 @@ class ScaleLearner(L.LightningModule):
             self.c.copy_(_soft_threshold(self.c, 0.0, threshold))
             if self.s is not None:
                 self.s.copy_(_soft_threshold(self.s, 1.0, threshold))
-        ratio = self.history[-1]["kl"] / goal.kl_target
-        step_size = DUAL_RATE * max(min(ratio - 1.0, 1.0), -1.0)  # at most ×e or ÷e a step
-        self.multiplier = min(max(self.multiplier * math.exp(step_size), 1e-4), 1e4)
+        self.neutral.update(self.history[-1]["kl"])
         step = len(self.history)
         if step % goal.snapshot_every == 0 or step == goal.steps:
             self.snapshot(step)
@@ -183,9 +167,7 @@ def learn_scales(
     batch_size: int,
 ) -> LearnedScales:
     """Fit c (and s) for the candidate heads with a Lightning Trainer; the model is unchanged."""
-    prompts, _ = neutral_material()
-    neutral_ids = bare_prompts(tokenizer, list(prompts))
-    neutral = TokenBatch.build(neutral_ids, [[] for _ in neutral_ids], tokenizer.pad_token_id)
+    neutral = NeutralKL(tokenizer, objective.kl_target, objective.lambda_f)
     learner = ScaleLearner(model, heads, vectors, neutral, objective)
     pad = tokenizer.pad_token_id
     loader = DataLoader(

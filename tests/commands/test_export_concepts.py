@@ -36,8 +36,9 @@ def _tiny_prefill(concept: str, folder) -> str:
     for a real model's tokenizer, is refused here in one line) and absolute data paths."""
     data = yaml.safe_load(recipe_path(concept).read_text())
     data["prefill"] = {"contrast": "the sun is bright"}
-    for split in ("validation", "heldout"):
-        data[split]["file"] = str(recipe_path(concept).parent / data[split]["file"])
+    for split in ("validation", "heldout", "distill"):
+        if split in data:
+            data[split]["file"] = str(recipe_path(concept).parent / data[split]["file"])
     path = folder / f"{concept}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -50,3 +50,41 @@ def test_each_new_figure_alone_fails_an_answer():
     for text in (stutter, dominated, looping):
         figures = fluency_figures(text, 10.0, fluency)
         assert not is_fluent(text, 10.0, fluency), figures
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # content words: life life lifetime lifetime single life life → echoes at 2, 4, 7
+        ("a life of a life, a lifetime of a lifetime, a single life of one life", 3 / 8),
+        ("The kettle sings at break of day, the window fogs, the cat's away", 0.0),
+        ("a life of a life", 0.0),  # fewer than 8 content words: no figure
+    ],
+)
+def test_echo_rate(text, expected):
+    from gcm_edit.evaluation.fluency import echo_rate
+
+    assert echo_rate(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("It is clever and clever, a night's night's light", 2),
+        ("Frogs croak. Frogs are loud", 0),  # across a sentence: ordinary prose
+        ("step by step we go", 1),
+        ("the cat sat on the mat", 0),
+    ],
+)
+def test_close_repeats(text, expected):
+    from gcm_edit.evaluation.fluency import close_repeats
+
+    assert close_repeats(text) == expected
+
+
+def test_clause_words_catch_word_lists():
+    from gcm_edit.evaluation.fluency import mean_clause_words
+
+    assert mean_clause_words("a fire, a flame, a light, a spark") == 2
+    assert mean_clause_words("The kettle sings at break of day.\nThe window fogs.") == 5
+    assert mean_clause_words("") == 0.0

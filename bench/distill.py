@@ -1,0 +1,194 @@
+"""Distilled edits side by side on held-out questions (docs/results.md): the paper's
+mean-difference δ, distilled vectors, distilled vectors + maps, GCM vs random vs all heads
+learned the same way, KL targets 0.1-1, and the residual-stream CAA baseline (one layer's
+mean difference, calibrated on validation, baked as that layer's o_proj bias).
+
+    .venv/bin/python bench/distill.py [--concept verse] [--model M] [--only a,b] [--n-heldout N]
+
+Each variant is a `gcm-edit export` (its command is printed), so every stage is cached and a
+re-run measures only what is new; cold, about 10 minutes a variant on 2 CPU cores. Prints one
+table (the prompting reference measured in the same run) and writes bench/results/distill.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from gcm_edit.evaluation.rates import Rate
+from gcm_edit.tables import Column, ResultTable, print_tables
+
+DISTILLED = ["--edit", "distilled"]
+VARIANTS: dict[str, list[str]] = {
+    "distilled + on-policy": [*DISTILLED, "--edit-on-policy-steps", "40"],
+    "mean-diff δ (paper)": ["--edit", "mean-diff"],
+    "distilled vectors": [*DISTILLED, "--edit-rank", "0"],
+    "distilled vectors + maps": DISTILLED,
+    "random heads (distilled)": [*DISTILLED, "--method", "random"],
+    "all heads (distilled)": [*DISTILLED, "--k", "100"],
+    "distilled KL 0.1": [*DISTILLED, "--kl-budget", "0.1"],
+    "distilled KL 0.25": [*DISTILLED, "--kl-budget", "0.25"],
+    "distilled KL 1": [*DISTILLED, "--kl-budget", "1"],
+}
+CAA = "CAA (one residual layer)"
+CAA_LAYERS = [6, 10, 14, 18, 22]
+CAA_COEFFICIENTS = [1.0, 2.0, 4.0]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def row(
+    name: str, heads: int, metrics: dict, retention: dict, capability: dict, legacy: dict
+) -> dict:
+    """One table row from an export's (or the CAA run's) JSON figures; `legacy`: success of
+    the steered and the prompted answers under the fluency judge before the reader labels."""
+    return {
+        "variant": name,
+        "heads": heads,
+        "success (old judge)": legacy["steered"],
+        "prompted (old judge)": legacy.get("prompted"),
+        **{k: metrics["steered"][k] for k in ("success", "concept", "fluent", "relevant")},
+        "prompted success": metrics.get("prompted", {}).get("success"),
+        "kl": retention["kl"],
+        "ppl ratio": retention["neutral_ppl_steered"] / retention["neutral_ppl_base"],
+        "facts": capability["steered"],
+        "facts prompted": capability.get("prompted"),
+        "facts base": capability["base"],
+    }
+
+
+def export_variant(name: str, args: list[str], common: list[str]) -> dict:
+    from gcm_edit.commands.export import export
+    from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.commands.steering_run import SteeringRun
+    from gcm_edit.steering.plan import SteeringPlan
+
+    out = RESULTS / "distill" / "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
+    argv = ["--out", str(out), "--force", *common, *args]
+    print(f"\n$ gcm-edit export {' '.join(argv)}")
+    settings = ExportSettings(**options(argv))
+    export(settings)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    heads = len({(h["layer"], h["head"]) for h in manifest["steering"]["heads"]})
+    run = SteeringRun(settings)
+    legacy = legacy_success(run, SteeringPlan.load(out))
+    return row(
+        name, heads, manifest["metrics"], manifest["retention"], manifest["capability"], legacy
+    )
+
+
+def legacy_success(run, plan) -> dict:
+    """Held-out success of `plan` and of the prompting reference with the fluency limits as
+    they were before the reader-labelled checks (answers and figures come from the cache)."""
+    from gcm_edit.evaluation.fluency import LEGACY_LIMITS
+
+    questions = run.recipe.heldout[: run.settings.n_heldout]
+    texts = {"steered": run.answers("held-out answers (steered)", questions, plan)}
+    if run.recipe.directive is not None:
+        texts["prompted"] = run.answers(
+            "held-out answers (prompted)", questions, None, directive=run.recipe.directive
+        )
+    legacy = run.recipe.fluency.model_copy(update=LEGACY_LIMITS)
+    run.recipe = run.recipe.model_copy(update={"fluency": legacy})
+    return {k: run.judged(questions, t).success.model_dump() for k, t in texts.items()}
+
+
+def options(argv: list[str]) -> dict:
+    """`--flag value` pairs (and bare `--force`) as ExportSettings fields."""
+    out, i = {}, 0
+    while i < len(argv):
+        key = argv[i].removeprefix("--").replace("-", "_")
+        key = {"k": "k_percent"}.get(key, key)
+        if key == "force":
+            out[key], i = True, i + 1
+        else:
+            out[key], i = argv[i + 1], i + 2
+    return out
+
+
+def caa(common: list[str]) -> dict:
+    """The CAA baseline: layer × coefficient chosen on validation, then judged held-out."""
+    from gcm_edit.commands.candidates import measure
+    from gcm_edit.commands.export import evaluate_heldout
+    from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.commands.steering_run import SteeringRun
+    from gcm_edit.evaluation.plan_results import best, results_table
+    from gcm_edit.steering.residual import residual_plan, residual_vectors
+
+    settings = ExportSettings(**options(common))
+    run = SteeringRun(settings)
+    vectors = residual_vectors(run.model, run.pairs.pairs, run.tokenizer.pad_token_id)
+    questions = run.recipe.validation[: settings.n_validation]
+    rows, plans = [], []
+    for layer in CAA_LAYERS:
+        for c in CAA_COEFFICIENTS:
+            plan = residual_plan(run.model, layer, vectors[layer], c)
+            keys = dict(positions="response", k_percent=layer, alpha=c)  # k% column: the layer
+            rows.append(measure(run, questions, plan, "caa", intervention="residual", **keys))
+            plans.append(plan)
+    print_tables(results_table("CAA on validation (k% = the layer, α = the coefficient)", rows))
+    plan = plans[rows.index(best(rows))]
+    metrics = evaluate_heldout(run, {"base": None, "steered": plan}, settings.n_heldout)
+    retention = run.retention(plan).model_dump()
+    capability = run.capability(plan).model_dump()
+    dumped = {k: v.model_dump() for k, v in metrics.items()}
+    legacy = legacy_success(run, plan)
+    return row(CAA, len(plan.steered_heads), dumped, retention, capability, legacy)
+
+
+def rate(value: dict | None) -> str:
+    return "-" if value is None else str(Rate(**value))
+
+
+def count(value: dict | None) -> str:
+    return "-" if value is None else f"{value['k']}/{value['n']}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concept", default="verse")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--only", default=None, help="comma-separated variant names")
+    parser.add_argument("--n-heldout", type=int, default=None)
+    args = parser.parse_args()
+
+    from gcm_edit.console import quiet_libraries
+
+    quiet_libraries()
+    common = ["--concept", args.concept]
+    common += ["--model", args.model] if args.model else []
+    common += ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
+    wanted = args.only.split(",") if args.only else [*VARIANTS, CAA]
+    rows = [
+        caa(common) if name == CAA else export_variant(name, VARIANTS[name], common)
+        for name in wanted
+    ]
+    RESULTS.mkdir(exist_ok=True)
+    with open(RESULTS / "distill.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(
+            {k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.items()} for r in rows
+        )
+    columns = [
+        Column("variant", lambda r: r["variant"]),
+        Column("heads", lambda r: r["heads"]),
+        *(Column(k, lambda r, k=k: rate(r[k])) for k in ("success", "concept", "fluent")),
+        Column("relevant", lambda r: rate(r["relevant"])),
+        Column("prompted", lambda r: rate(r["prompted success"])),
+        Column("success, old judge", lambda r: rate(r["success (old judge)"])),
+        Column("prompted, old judge", lambda r: rate(r["prompted (old judge)"])),
+        Column("KL/token", lambda r: r["kl"], ".3f"),
+        Column("ppl ×", lambda r: r["ppl ratio"], ".2f"),
+        Column("facts", lambda r: count(r["facts"])),
+        Column("prompted facts", lambda r: count(r["facts prompted"])),
+        Column("base facts", lambda r: count(r["facts base"])),
+    ]
+    table = ResultTable(f"{args.concept}: held-out, no directive", columns, rows)
+    print_tables(table)
+    print(table.markdown())
+
+
+if __name__ == "__main__":
+    main()

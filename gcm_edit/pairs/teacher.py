@@ -1,0 +1,94 @@
+"""Teacher data for a distilled edit: the prompted model's good answers (best-of-n).
+
+The teacher is the base model asked with the recipe's contrast directive (and its contrast
+prefill, if any); the student is the edited model asked bare. Each question is answered
+greedily first, then sampled a few more times while no answer is good yet; an answer is kept
+when `keep` (the project's judges: concept ∧ fluent ∧ relevant) accepts it, so the student
+learns from what the prompted model does at its best, not from its failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+from gcm_edit.inputs.prompts import chat_messages, encode_prompts, prefill_ids
+from gcm_edit.inputs.recipe import Recipe
+from gcm_edit.model.generation import Decoding, decode, generate
+
+SAMPLE_TEMPERATURE = 0.8  # candidates after the greedy one
+
+
+@dataclass
+class TeacherExample:
+    question: str
+    student_prompt: list[int]  # the question asked bare
+    teacher_prompt: list[int]  # asked with the contrast directive
+    response: list[int]  # prefill (if any) + the teacher's continuation
+    forced: int  # leading response tokens the teacher was given, not chose (the prefill)
+    text: str
+    candidate: int  # 0: the greedy answer, i > 0: the i-th sample
+
+
+@dataclass
+class TeacherSet:
+    examples: list[TeacherExample]
+    n_questions: int
+    candidates: int  # answers generated in all
+    greedy_kept: int  # questions whose greedy answer was already good
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TeacherSet:
+        return cls(**{**data, "examples": [TeacherExample(**e) for e in data["examples"]]})
+
+
+def build_teacher_set(
+    model,
+    tokenizer,
+    recipe: Recipe,
+    questions: list[str],
+    decoding: Decoding,
+    n_candidates: int,
+    keep: Callable[[list[str], list[str]], list[bool]],
+    batch_size: int,
+) -> TeacherSet:
+    """Best of up to `n_candidates` answers per question (greedy, then samples at
+    SAMPLE_TEMPERATURE), judged by `keep(questions, texts)`; questions with no good answer
+    are left out."""
+    student = encode_prompts(tokenizer, [chat_messages(q, None, "original") for q in questions])
+    if recipe.directive is None:  # explicit pairs: the prefill alone makes the teacher
+        teacher = student
+    else:
+        conversations = [chat_messages(q, recipe.directive, "contrast") for q in questions]
+        teacher = encode_prompts(tokenizer, conversations)
+    prefill = prefill_ids(tokenizer, recipe)["contrast"]
+    chosen: dict[int, TeacherExample] = {}
+    generated = 0
+    for candidate in range(n_candidates):
+        todo = [i for i in range(len(questions)) if i not in chosen]
+        if not todo:
+            break
+        sampling = replace(decoding, temperature=SAMPLE_TEMPERATURE, seed=candidate)
+        responses = generate(
+            model,
+            tokenizer,
+            [teacher[i] + prefill for i in todo],
+            sampling if candidate else decoding,
+            batch_size,
+            f"teacher answers ({'greedy' if not candidate else f'sample {candidate}'})",
+        )
+        responses = [prefill + r for r in responses]
+        texts = decode(tokenizer, responses)
+        generated += len(todo)
+        verdicts = keep([questions[i] for i in todo], texts)
+        for i, response, text, good in zip(todo, responses, texts, verdicts, strict=True):
+            if good and response:
+                chosen[i] = TeacherExample(
+                    questions[i], student[i], teacher[i], response, len(prefill), text, candidate
+                )
+    examples = [chosen[i] for i in sorted(chosen)]
+    greedy = sum(e.candidate == 0 for e in examples)
+    return TeacherSet(examples, len(questions), generated, greedy)

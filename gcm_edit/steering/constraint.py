@@ -1,0 +1,61 @@
+"""KL(base ‖ edited) on the shipped neutral prompts, held to a target as a constraint.
+
+Learned scales and distilled edits both buy effect with collateral damage. KL is a
+constraint, not a price: its weight λ is a Lagrange multiplier, raised while KL is above the
+target and lowered while below (λ ← λ·exp(η·(KL/target − 1)), at most ×e a step), so the
+edit gets as much effect as the target allows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gcm_edit.inputs.neutral import neutral_material
+from gcm_edit.inputs.prompts import bare_prompts
+from gcm_edit.model.batches import TokenBatch, token_kl
+
+DUAL_RATE = 1.0  # η: how fast λ follows KL / target
+
+
+class NeutralKL:
+    """Per-token KL on the neutral prompts against the unedited model, and its multiplier."""
+
+    def __init__(self, tokenizer, target: float, multiplier: float):
+        prompts, _ = neutral_material()
+        ids = bare_prompts(tokenizer, list(prompts))
+        self.batch = TokenBatch.build(ids, [[] for _ in ids], tokenizer.pad_token_id)
+        self.target = target
+        self.multiplier = multiplier  # λ
+        self.base: torch.Tensor | None = None
+
+    def _logprobs(self, model, device, batch: TokenBatch | None = None) -> torch.Tensor:
+        logits = (batch or self.batch).to(device).run(model).logits
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    @torch.no_grad()
+    def start(self, model, device) -> None:
+        """Record the unedited model's distributions (call with no edit applied)."""
+        self.base = self._logprobs(model, device)
+
+    def kl(self, model, device, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """KL per neutral token of `model` as it runs now (edit applied), differentiable;
+        `rows`: only these prompts (an unbiased estimate at a fraction of the cost)."""
+        batch, base = self.batch, self.base
+        if rows is not None:
+            batch = TokenBatch(*(t[rows] for t in vars(self.batch).values()))
+            base = base[rows.to(base.device)]
+        mask = batch.attention_mask.to(device)
+        steered = self._logprobs(model, device, batch)
+        return (token_kl(base, steered) * mask).sum() / mask.sum()
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """`n` random prompts' rows (None: n covers them all)."""
+        total = len(self.batch.input_ids)
+        return None if n >= total else torch.randperm(total, generator=generator)[:n]
+
+    def update(self, kl: float) -> None:
+        """One dual step of λ toward holding KL at the target."""
+        step = DUAL_RATE * max(min(kl / self.target - 1.0, 1.0), -1.0)
+        self.multiplier = min(max(self.multiplier * math.exp(step), 1e-4), 1e4)

@@ -1,0 +1,336 @@
+"""A distilled edit: learn what the selected heads write from the prompted model.
+
+Teacher: the base model with the recipe's contrast directive in context. Student: the model
+asked bare, with each selected head h edited as
+
+    z_h ← z_h + A_h z_h + b_h,      A_h = W_h R_hᵀ  (rank ≤ r; r = 0: b_h only)
+
+b_h starts at α·δ_h (the mean-difference plan), A_h at 0 (W_h = 0, R_h random). Each step
+minimises, over the teacher's kept answers y (pairs/teacher.py),
+
+    (1/|y|) Σ_t KL( p_T(·|x⊕d, y<t) ‖ p_θ(·|x, y<t) )  +  λ · KL(p_base ‖ p_θ on neutral prompts)
+
+with λ a Lagrange multiplier holding the neutral KL to its target (steering/constraint.py),
+estimated each step on a few neutral prompts drawn at random (the whole set costs more than
+the distillation batch itself).
+The vocabulary is never materialised for a whole batch (model/logits.py). The edit bakes
+exactly: W_O[:, h] ← W_O[:, h](I + A_h) is r rank-1 updates, o_proj bias += W_O[:, h] b_h,
+so the plan is an additive plan plus rank-1 components (steering/plan.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.generation import Decoding, generate
+from gcm_edit.model.heads import HeadGeometry, intervene
+from gcm_edit.model.logits import distillation_loss, predicting_states
+from gcm_edit.model.trainers import device_args, quiet_lightning
+from gcm_edit.pairs.teacher import TeacherExample
+from gcm_edit.steering.constraint import NeutralKL
+from gcm_edit.steering.plan import SteeringPlan
+
+NEUTRAL_PER_STEP = 6  # of the 24 neutral prompts: 0.5 s a step instead of 3.3 s (default model)
+
+
+@dataclass(frozen=True)
+class EditObjective:
+    rank: int  # r of each head's map A_h; 0: vectors only
+    lr: float  # Adam step, relative to a head's typical output per coordinate
+    steps: int
+    kl_target: float  # KL per neutral token the multiplier holds the edit to
+    lambda_f: float  # the multiplier's starting value
+    seed: int
+    snapshot_every: int  # steps between the snapshots early stopping chooses from
+    neutral_prompts: int  # neutral prompts drawn per step for the KL constraint
+
+
+@dataclass
+class LearnedEdit:
+    """Candidate heads' b (and W, R) at each snapshot; step 0 is the starting plan."""
+
+    heads: list[tuple[int, int]]
+    history: list[dict]  # one row per optimiser step
+    snapshots: list[dict]  # {"step", "vectors" [n][d], "writes"/"reads" [n][r][d]}
+
+    def plan(self, geometry: HeadGeometry, step: int) -> SteeringPlan:
+        """The snapshot at `step` as a plan: b additive, each non-zero column pair of A_h one
+        rank-1 component (write W_h[:, j], read R_h[:, j]), all at α = 1."""
+        snap = next(s for s in self.snapshots if s["step"] == step)
+        vectors = torch.tensor(snap["vectors"], dtype=torch.float32)
+        writes = torch.tensor(snap["writes"], dtype=torch.float32)  # [n, r, d]
+        reads = torch.tensor(snap["reads"], dtype=torch.float32)
+        parts = [
+            (head, writes[i, j], reads[i, j])
+            for i, head in enumerate(self.heads)
+            for j in range(writes.shape[1])
+            if writes[i, j].any() and reads[i, j].any()
+        ]
+        empty = torch.zeros(0, geometry.head_dim)
+        return SteeringPlan(
+            geometry,
+            list(self.heads),
+            vectors,
+            1.0,
+            [1.0] * len(self.heads),
+            rank1_heads=[head for head, _, _ in parts],
+            rank1_vectors=torch.stack([w for _, w, _ in parts]) if parts else empty,
+            rank1_reads=torch.stack([r for _, _, r in parts]) if parts else empty,
+            rank1_scales=[1.0] * len(parts),
+        )
+
+
+@dataclass
+class DistillBatch:
+    student: TokenBatch
+    teacher: torch.Tensor  # [N, hidden] the teacher's states at the same response positions
+    forced: torch.Tensor  # [N] bool
+    tokens: torch.Tensor  # [N] the response tokens predicted
+
+    def to(self, device) -> DistillBatch:
+        return DistillBatch(
+            self.student.to(device),
+            self.teacher.to(device),
+            self.forced.to(device),
+            self.tokens.to(device),
+        )
+
+
+def _response_rows(example: TeacherExample) -> tuple[torch.Tensor, torch.Tensor]:
+    """(forced [n], tokens [n]) for the positions predicting the response's tokens."""
+    tokens = torch.tensor(example.response)
+    forced = torch.arange(len(tokens)) < example.forced
+    return forced, tokens
+
+
+@torch.no_grad()
+def teacher_states(
+    model, examples: list[TeacherExample], pad_id: int, batch_size: int
+) -> list[torch.Tensor]:
+    """The teacher's final hidden states predicting each response token, per example (on the
+    CPU: [len(response), hidden] each); computed once, the teacher does not change."""
+    device = next(model.parameters()).device
+    out: list[torch.Tensor] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        batch = TokenBatch.build(
+            [e.teacher_prompt for e in chunk], [e.response for e in chunk], pad_id
+        ).to(device)
+        states = predicting_states(model, batch).float().cpu()
+        out += list(states.split([len(e.response) for e in chunk]))
+    return out
+
+
+def collate(examples: list[tuple[TeacherExample, torch.Tensor]], pad_id: int) -> DistillBatch:
+    rows = [_response_rows(e) for e, _ in examples]
+    return DistillBatch(
+        TokenBatch.build(
+            [e.student_prompt for e, _ in examples], [e.response for e, _ in examples], pad_id
+        ),
+        torch.cat([states for _, states in examples]),
+        torch.cat([forced for forced, _ in rows]),
+        torch.cat([tokens for _, tokens in rows]),
+    )
+
+
+class EditLearner(L.LightningModule):
+    def __init__(
+        self,
+        model,
+        heads: list[tuple[int, int]],
+        init: torch.Tensor,  # [n, d] b at step 0
+        head_norm: torch.Tensor,  # [n] E‖z_h‖, the scale of each head's output
+        neutral: NeutralKL,
+        objective: EditObjective,
+    ):
+        super().__init__()
+        self.model = model
+        self.geometry = HeadGeometry.of(model.config)
+        self.heads = heads
+        self.objective = objective
+        self.neutral = neutral
+        d, r = self.geometry.head_dim, objective.rank
+        generator = torch.Generator().manual_seed(objective.seed)
+        norm = head_norm.float().clamp(min=1e-6)
+        self.register_buffer("norm", norm)
+        self.b = nn.Parameter(init.float().clone())
+        self.w = nn.Parameter(torch.zeros(len(heads), d, r))
+        reads = torch.randn(len(heads), d, r, generator=generator) / norm[:, None, None]
+        self.r = nn.Parameter(reads)
+        self.by_layer: dict[int, list[int]] = {}
+        for i, (layer, _) in enumerate(heads):
+            self.by_layer.setdefault(layer, []).append(i)
+        self.history: list[dict] = []
+        self.snapshots: list[dict] = []
+        self.draws = torch.Generator().manual_seed(objective.seed + 1)  # neutral prompts
+        self.last_step = objective.steps  # the step the current fit ends at
+
+    def snapshot(self, step: int) -> None:
+        def rows(t: torch.Tensor) -> list:
+            return t.detach().cpu().tolist()
+
+        self.snapshots.append(
+            {
+                "step": step,
+                "vectors": rows(self.b),
+                "writes": rows(self.w.transpose(1, 2)),  # [n, r, d]
+                "reads": rows(self.r.transpose(1, 2)),
+            }
+        )
+
+    def _placed(self, rows: torch.Tensor, head: int) -> torch.Tensor:
+        """[k, d] rows written onto head `head`'s slice of a [k, heads*d] matrix."""
+        g = self.geometry
+        return F.pad(rows, (head * g.head_dim, (g.n_heads - head - 1) * g.head_dim))
+
+    def edit(self):
+        """The differentiable hook for the current b, W, R: the same `intervene` the plan
+        uses, so what is trained is what is baked."""
+        g = self.geometry
+        add = torch.zeros(g.n_layers, g.n_heads, g.head_dim, device=self.device)
+        index = (
+            torch.tensor([h[0] for h in self.heads], device=self.device),
+            torch.tensor([h[1] for h in self.heads], device=self.device),
+        )
+        add = add.index_put(index, self.b, accumulate=True).view(g.n_layers, -1)
+        rank1 = {}
+        if self.objective.rank:
+            for layer, members in self.by_layer.items():
+                heads = [self.heads[i][1] for i in members]
+                reads = [self._placed(self.r[i].T, h) for i, h in zip(members, heads, strict=True)]
+                writes = [self._placed(self.w[i].T, h) for i, h in zip(members, heads, strict=True)]
+                rank1[layer] = (torch.cat(reads), torch.cat(writes))
+        return intervene(self.model, add=add, rank1=rank1)
+
+    def on_fit_start(self) -> None:
+        self.neutral.start(self.model, self.device)
+        if not self.snapshots:  # a second (on-policy) fit goes on from where the first ended
+            self.snapshot(0)
+
+    def on_train_epoch_start(self) -> None:
+        self.model.eval()  # fit() switches modules to train mode; the frozen model stays in eval
+
+    def training_step(self, batch: DistillBatch, batch_idx: int) -> torch.Tensor:
+        with self.edit():
+            student = predicting_states(self.model, batch.student)
+            rows = self.neutral.sample(self.objective.neutral_prompts, self.draws)
+            kl = self.neutral.kl(self.model, self.device, rows)
+        distill = distillation_loss(
+            self.model, batch.teacher, student, batch.forced, batch.tokens
+        ) / len(batch.tokens)
+        loss = distill + self.neutral.multiplier * kl
+        row = {
+            "loss": float(loss.detach()),
+            "distill_kl": float(distill.detach()),
+            "kl": float(kl.detach()),
+            "lambda": self.neutral.multiplier,
+        }
+        self.history.append(row)
+        self.log_dict(row, prog_bar=True, on_step=True)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.neutral.update(self.history[-1]["kl"])
+        step = len(self.history)
+        if step % self.objective.snapshot_every == 0 or step == self.last_step:
+            self.snapshot(step)
+
+    def configure_optimizers(self):
+        """Steps relative to each quantity's own scale: b and W in units of a head's output
+        per coordinate (E‖z‖/√d), R in units of 1/E‖z‖."""
+        lr, d = self.objective.lr, self.geometry.head_dim
+        out_scale = float(self.norm.mean()) / math.sqrt(d)
+        groups = [{"params": [self.b], "lr": lr * out_scale}]
+        if self.objective.rank:
+            groups += [
+                {"params": [self.w], "lr": lr * out_scale},
+                {"params": [self.r], "lr": lr / float(self.norm.mean())},
+            ]
+        return torch.optim.Adam(groups)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        return batch.to(device)
+
+
+def learn_edit(
+    model,
+    tokenizer,
+    examples: list[TeacherExample],
+    heads: list[tuple[int, int]],
+    init: torch.Tensor,
+    head_norm: torch.Tensor,
+    objective: EditObjective,
+    batch_size: int,
+    on_policy: tuple[int, Decoding, int] | None = None,
+) -> LearnedEdit:
+    """Fit the heads' edit to the teacher's answers with a Lightning Trainer; the model's
+    weights are unchanged. `on_policy` = (steps, decoding, generation batch): then the
+    student answers the same questions itself and the teacher scores those answers for that
+    many more steps (snapshots go on; the caller's early stopping decides if it helped)."""
+    learner = EditLearner(
+        model,
+        heads,
+        init,
+        head_norm,
+        NeutralKL(tokenizer, objective.kl_target, objective.lambda_f),
+        objective,
+    )
+    state = (model.training, [p.requires_grad for p in model.parameters()])
+    model.requires_grad_(False)
+    try:
+        _fit(learner, tokenizer, examples, objective.steps, batch_size)
+        if on_policy is not None:
+            steps, decoding, generation_batch = on_policy
+            prompts = [e.student_prompt for e in examples]
+            with learner.edit():
+                answers = generate(
+                    model, tokenizer, prompts, decoding, generation_batch, "student answers"
+                )
+            own = [
+                replace(e, response=answer, forced=0, text="", candidate=-1)
+                for e, answer in zip(examples, answers, strict=True)
+                if answer
+            ]
+            learner.last_step = objective.steps + steps
+            _fit(learner, tokenizer, own, steps, batch_size)
+    finally:
+        model.train(state[0])
+        for param, flag in zip(model.parameters(), state[1], strict=True):
+            param.requires_grad_(flag)
+    return LearnedEdit(list(heads), learner.history, learner.snapshots)
+
+
+def _fit(
+    learner: EditLearner, tokenizer, examples: list[TeacherExample], steps: int, batch_size: int
+) -> None:
+    """`steps` optimiser steps on `examples`, the teacher's states computed once for them."""
+    pad = tokenizer.pad_token_id
+    model = learner.model
+    device = next(model.parameters()).device
+    states = teacher_states(model, examples, pad, batch_size)
+    loader = DataLoader(
+        list(zip(examples, states, strict=True)),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(learner.objective.seed + len(learner.history)),
+        collate_fn=lambda b: collate(b, pad),
+    )
+    with quiet_lightning():
+        trainer = L.Trainer(
+            **device_args(device),
+            max_steps=steps,
+            max_epochs=math.ceil(steps / len(loader)),
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(learner, train_dataloaders=loader)
+    model.to(device)

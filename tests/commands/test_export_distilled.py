@@ -1,0 +1,113 @@
+"""`export --edit distilled` on the tiny model: teacher answers, the learned edit, the kept
+snapshot within its KL, exactness of the export and of the adapter, conflicting options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from export_helpers import _export, _leftovers
+from typer.testing import CliRunner
+
+from gcm_edit.cli.app import app
+from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.steering.plan import SteeringPlan
+
+# A random tiny model writes no real text: every answer passes these limits, so the judge
+# (the contrast-side judge of conftest.py: True after the pairs' original answers) decides.
+LENIENT = dict(
+    ngram=2,
+    max_repeated_rate=1.0,
+    max_perplexity=1e9,
+    min_words=1,
+    max_word_run=99,
+    max_word_share=1.0,
+    max_repeated_lines=1.0,
+)
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    data = load_recipe("verse").model_dump(exclude_none=True, exclude={"base_prompt"})
+    data |= dict(
+        name="tinyverse",
+        fluency=LENIENT,
+        require_relevance=False,
+        validation=data["validation"][:2],
+        heldout=data["heldout"][:2],
+        distill=["How do I make tea?", "Why is the sky blue?", "What is a cat?", "Tell me a fact."],
+    )
+    path = tmp_path / "tinyverse.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+DISTILLED = [
+    "--edit",
+    "distilled",
+    "--edit-steps",
+    "4",
+    "--edit-eval-every",
+    "2",
+    "--edit-rank",
+    "2",
+    "--distill-questions",
+    "4",
+    "--teacher-candidates",
+    "2",
+    "--kl-budget",
+    "100",
+    "--n-validation",
+    "2",
+]
+
+
+def test_distilled_export_is_exact_and_reported(env, tmp_path, recipe):
+    out = tmp_path / "distilled"
+    result = _export(env["model"], out, "--concept", str(recipe), *DISTILLED)
+    assert result.exit_code == 0, (result.output, result.exception)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    report = manifest["distillation"]
+    assert report["questions"] == 4 and 1 <= report["teacher_answers"] <= 4
+    assert len(report["history"]) == 4 and report["objective"]["rank"] == 2
+    steps = [int(r["method"].rsplit(" ", 1)[1]) for r in report["validation"]]
+    assert set(steps) <= {0, 2, 4} and report["chosen_step"] in steps
+    assert [row["plan"] for row in report["comparison"]] == ["steered", "mean-diff"]
+    assert manifest["steering"]["intervention"] == "distilled"
+    assert "mean-diff" in manifest["metrics"]
+    assert manifest["verification"]["greedy_identical"] is True
+    assert manifest["verification"]["max_abs_logit_diff"] <= 1e-4
+    plan = SteeringPlan.load(out)
+    heads = {tuple(h) for h in report["heads"]}
+    assert set(plan.steered_heads) == heads and set(plan.rank1_heads) <= heads
+    assert "## Distilled edit" in (out / "README.md").read_text()
+    verified = CliRunner().invoke(app, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
+
+    adapter = tmp_path / "adapter"
+    result = _export(
+        env["model"],
+        adapter,
+        "--concept",
+        str(recipe),
+        *DISTILLED,
+        "--format",
+        "adapter",
+        "--doses",
+        "",
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert json.loads((adapter / "gcm_edit.json").read_text())["verification"]["greedy_identical"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--learn-scales"], ["--intervention", "rank1"]],
+)
+def test_conflicting_options_are_refused_before_any_work(env, tmp_path, extra):
+    out = tmp_path / "refused"
+    result = _export(env["model"], out, "--edit", "distilled", *extra)
+    assert result.exit_code == 2
+    assert "--edit distilled cannot be combined with " + extra[0] in result.output
+    assert not out.exists() and _leftovers(out) == []
