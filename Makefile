@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto \
-	bench-gguf
+	bench-gguf bench-distill bench-fluency
 
 setup: $(VENV)/.installed
 
@@ -52,6 +52,12 @@ bench-pareto: setup
 
 bench-gguf: setup
 	$(BIN)/python bench/quantization.py $(ARGS)
+
+bench-distill: setup
+	$(BIN)/python bench/distill.py $(ARGS)
+
+bench-fluency: setup
+	$(BIN)/python bench/fluency.py
 
 # steering-vectors pins transformers<5 but only needs module hooks: --no-deps keeps ours.
 bench-overhead: setup

@@ -33,8 +33,8 @@ VARIANTS: dict[str, list[str]] = {
     "distilled KL 1": [*DISTILLED, "--kl-budget", "1"],
 }
 CAA = "CAA (one residual layer)"
-CAA_LAYERS = [6, 10, 14, 18, 22]
-CAA_COEFFICIENTS = [1.0, 2.0, 4.0]
+CAA_LAYERS = [8, 14, 20]  # early, middle, late of 30 (the GCM heads sit in layers 8-21)
+CAA_COEFFICIENTS = [2.0, 4.0]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -49,8 +49,15 @@ class ResultTable:
         return "\n".join(lines + [line(cells) for cells in self.cells()])
 
 
+WIDE = 1000  # columns of a table printed to a file or pipe: no cell is ever cut
+
+
 def print_tables(*tables: ResultTable | Table) -> None:
-    """Result tables to stdout, after the progress lines on stderr."""
+    """Result tables to stdout, after the progress lines on stderr. On a terminal they fit its
+    width (cells wrap); written to a log or a pipe they keep their natural width, so figures
+    are whole ("[16%–30%]", never "[16%–30…")."""
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=WIDE)
     for table in tables:
         console.print(table.rich() if isinstance(table, ResultTable) else table)
