@@ -156,6 +156,17 @@ class PlanComparison(Section):
     kl: float
 
 
+def comparison_table(title: str, learned: str, rows: list[PlanComparison]) -> ResultTable:
+    """A learned plan (row "steered", shown as `learned`) against its rival, held-out."""
+    columns = [
+        Column("plan", lambda r: learned if r.plan == "steered" else r.plan),
+        Column("heads", lambda r: r.heads),
+        *RATE_COLUMNS,
+        Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
+    ]
+    return ResultTable(title, columns, rows)
+
+
 class ScaleLearningReport(Section):
     objective: dict
     candidates: list[list[int]]
@@ -168,14 +179,8 @@ class ScaleLearningReport(Section):
     comparison: list[PlanComparison]
 
     def table(self) -> ResultTable:
-        columns = [
-            Column("plan", lambda r: "learned scales" if r.plan == "steered" else r.plan),
-            Column("heads", lambda r: r.heads),
-            *RATE_COLUMNS,
-            Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
-        ]
         title = "Learned scales vs their uniform warm start, same KL target (held-out)"
-        return ResultTable(title, columns, self.comparison)
+        return comparison_table(title, "learned scales", self.comparison)
 
 
 class DistillationReport(Section):
@@ -193,14 +198,8 @@ class DistillationReport(Section):
     comparison: list[PlanComparison]
 
     def table(self) -> ResultTable:
-        columns = [
-            Column("plan", lambda r: "distilled edit" if r.plan == "steered" else r.plan),
-            Column("heads", lambda r: r.heads),
-            *RATE_COLUMNS,
-            Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
-        ]
         title = "Distilled edit vs the mean-difference plan on the same heads (held-out)"
-        return ResultTable(title, columns, self.comparison)
+        return comparison_table(title, "distilled edit", self.comparison)
 
 
 class CompositionRow(Section):
