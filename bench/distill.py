@@ -110,7 +110,7 @@ def options(argv: list[str]) -> dict:
 def caa(common: list[str]) -> dict:
     """The CAA baseline: layer × coefficient chosen on validation, then judged held-out."""
     from gcm_edit.commands.candidates import measure
-    from gcm_edit.commands.export import evaluate_heldout
+    from gcm_edit.commands.heldout import evaluate_heldout
     from gcm_edit.commands.settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.evaluation.plan_results import best, results_table

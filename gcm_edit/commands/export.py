@@ -13,9 +13,7 @@ from gcm_edit.checkpoint.gguf import convert_to_gguf, find_converter
 from gcm_edit.checkpoint.hub import check_token, push
 from gcm_edit.checkpoint.manifest import (
     BaseModelInfo,
-    CompositionRow,
     DecodingInfo,
-    DoseRow,
     ExportInfo,
     GgufInfo,
     HeadRow,
@@ -33,7 +31,9 @@ from gcm_edit.checkpoint.verify import (
     verify_export,
     verify_gguf,
 )
+from gcm_edit.commands.compose import compose_concepts, composition_row
 from gcm_edit.commands.distilled import DistilledStrength
+from gcm_edit.commands.heldout import dose_curve, evaluate_heldout
 from gcm_edit.commands.learned import LearnedStrength
 from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import ExportSettings
@@ -41,8 +41,7 @@ from gcm_edit.commands.steering_run import SteeringRun, reject_sharding
 from gcm_edit.commands.strength import choose_strength
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
-from gcm_edit.evaluation.answers import PROMPTED, Evaluation
-from gcm_edit.evaluation.retention import Retention
+from gcm_edit.evaluation.answers import Evaluation
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.architectures import window_limit
 from gcm_edit.model.llamacpp import require_xllamacpp
@@ -77,79 +76,6 @@ def reject_conflicts(settings: ExportSettings) -> None:
             "additive vectors and maps on the top-k% heads; use --edit mean-diff for that "
             "option"
         )
-
-
-def evaluate_heldout(
-    run: Run,
-    plans: dict[str, SteeringPlan | None],
-    n_heldout: int | None,
-    prompting_reference: bool = True,
-) -> dict[str, Evaluation]:
-    """Held-out answers (no directive) of each plan (None: the base model), judged; plus the
-    prompting reference, the base model asked with the recipe's contrast directive (the
-    baseline steering has to beat; recipes of explicit pairs have no directive, so none)."""
-    questions = run.recipe.heldout[:n_heldout]
-    answers = {
-        name: run.answers(f"held-out answers ({name})", questions, plan)
-        for name, plan in plans.items()
-    }
-    if prompting_reference and run.recipe.directive is not None:
-        answers[PROMPTED] = run.answers(
-            f"held-out answers ({PROMPTED})", questions, None, directive=run.recipe.directive
-        )
-    _ = run.model  # loaded outside the judging timer
-    with run.stage("judging"):
-        return {name: run.judged(questions, texts) for name, texts in answers.items()}
-
-
-def composition_row(
-    run: Run, alone: SteeringPlan, metrics: dict[str, Evaluation], given_up: list = ()
-) -> CompositionRow:
-    """One concept's held-out success: base, its own plan alone, and the composed model;
-    `given_up`: the heads its own ranking wanted that an earlier concept already steers."""
-    return CompositionRow(
-        concept=run.recipe.name,
-        recipe_sha256=run.recipe.sha256(),
-        heads=[list(h) for h in alone.steered_heads],
-        given_up=[list(h) for h in given_up],
-        alpha=alone.alpha,
-        base_success=metrics["base"].success,
-        alone_success=metrics["alone"].success,
-        composed_success=metrics["steered"].success,
-    )
-
-
-def compose_concepts(
-    run: SteeringRun, first: SteeringPlan
-) -> tuple[SteeringPlan, list[tuple[Run, SteeringPlan, dict[str, Evaluation], list]]]:
-    """Plans for the further concepts (same settings, same loaded model), composed with the
-    first; each further concept is judged on its own held-out questions alone and composed.
-
-    With --compose-disjoint (default) each concept takes the best heads no earlier concept
-    steers: two concepts pushing the same head's output is where they interfere most."""
-    s: ExportSettings = run.settings
-    if s.learn_scales:
-        raise GcmEditError("--learn-scales cannot be combined with several --concept (yet)")
-    others = [
-        SteeringRun(s.model_copy(update={"concept": concept, "compose": []}), model=run.model)
-        for concept in s.compose
-    ]
-    alone, given_up, taken = [], [], set(first.steered_heads)
-    for other in others:
-        strength = choose_strength(other)
-        wanted = strength.plan(other).steered_heads
-        exclude = frozenset(taken) if s.compose_disjoint else frozenset()
-        plan = strength.plan(other, exclude)
-        given_up.append([h for h in wanted if h in taken and h not in plan.steered_heads])
-        taken |= set(plan.steered_heads)
-        alone.append(plan)
-    composed = SteeringPlan.compose([first, *alone])
-    judged = []
-    for other, plan, lost in zip(others, alone, given_up, strict=True):
-        plans = {"base": None, "alone": plan, "steered": composed}
-        metrics = evaluate_heldout(other, plans, s.n_heldout, prompting_reference=False)
-        judged.append((other, plan, metrics, lost))
-    return composed, judged
 
 
 def comparison(
@@ -216,41 +142,6 @@ def write_checkpoint(run: SteeringRun, plan: SteeringPlan, scores, folder: Path)
         f"{run.model_ref.slug}: '{run.recipe.name}', {s.method}\n(selected heads boxed)",
         METHODS[s.method].label,
     )
-
-
-def dose_curve(
-    run: SteeringRun,
-    plan: SteeringPlan,
-    metrics: dict[str, Evaluation],
-    retention: Retention,
-    doses: list[float],
-) -> list[DoseRow]:
-    """Held-out success and KL of the plan at each dose (what PEFT's LoRA scale sets on the
-    adapter: tests/checkpoint/test_adapter.py checks the two are the same model), with dose 0
-    (the base) and 1 (the export) taken from the figures already measured."""
-    questions = run.recipe.heldout[: run.settings.n_heldout]
-    measured = {0.0: (metrics["base"], None), 1.0: (metrics["steered"], retention)}
-    for dose in sorted(set(doses) - set(measured)):
-        dosed = plan.dosed(dose)
-        texts = run.answers(f"held-out answers (dose {dose:g})", questions, dosed)
-        with run.stage("judging"):
-            judged = run.judged(questions, texts)
-        with run.stage("retention"):
-            measured[dose] = (judged, run.retention(dosed))
-    return [
-        DoseRow(
-            dose=dose,
-            success=ev.success,
-            concept=ev.concept,
-            fluent=ev.fluent,
-            relevant=ev.relevant,
-            kl=0.0 if kept is None else kept.kl,
-            neutral_ppl_ratio=1.0
-            if kept is None
-            else kept.neutral_ppl_steered / kept.neutral_ppl_base,
-        )
-        for dose, (ev, kept) in sorted(measured.items())
-    ]
 
 
 def export_gguf(
