@@ -119,3 +119,30 @@ def search_budget(
             f"{kl:.3f} ({point}); raise the budget or add smaller --budget-alphas / --auto-ks"
         )
     return best(rows), rows
+
+
+def best_snapshot(
+    run: SteeringRun,
+    strength,
+    snapshots: list[tuple[int, SteeringPlan | None]],
+    kl_target: float,
+    name: str,
+    intervention: str,
+) -> tuple[int, SteeringPlan, list[PlanResult]] | None:
+    """Early stopping for learned plans: each (step, plan) snapshot within `kl_target`
+    measured on the validation split; (step, plan, rows) of the best, None when none is
+    within the target. `strength` gives the rows' positions, ranking, k% and α."""
+    questions = run.recipe.validation[: run.settings.n_validation]
+    keys = dict(positions=strength.positions, rank_by=strength.rank_by)
+    keys |= dict(k_percent=strength.k_percent, alpha=strength.alpha)
+    rows, kept = [], []
+    for step, plan in snapshots:
+        if plan is None or run.retention(plan).kl > kl_target * (1 + 1e-6):
+            continue
+        method = f"{name}, step {step}"
+        rows.append(measure(run, questions, plan, method, intervention=intervention, **keys))
+        kept.append((step, plan))
+    if not rows:
+        return None
+    step, plan = kept[rows.index(best(rows))]
+    return step, plan, rows

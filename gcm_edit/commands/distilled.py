@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from gcm_edit.cache import stable_hash
 from gcm_edit.checkpoint.manifest import DistillationReport, PlanComparison
-from gcm_edit.commands.candidates import measure
+from gcm_edit.commands.candidates import best_snapshot
 from gcm_edit.commands.settings import DISTILL_KL, ExportSettings
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
 from gcm_edit.errors import GcmEditError
-from gcm_edit.evaluation.plan_results import PlanResult, best
+from gcm_edit.evaluation.plan_results import PlanResult
 from gcm_edit.evaluation.relevance import RELEVANCE
 from gcm_edit.pairs.teacher import TeacherSet, build_teacher_set
 from gcm_edit.steering.distill import NEUTRAL_PER_STEP, EditObjective, LearnedEdit, learn_edit
@@ -146,26 +146,15 @@ class DistilledStrength:
             decode=decode,
             label="distilled edit",
         )
-        questions = run.recipe.validation[: s.n_validation]
-        rows, kept = [], []
-        for snap in result.snapshots:
-            plan = result.plan(run.geometry, snap["step"])
-            if run.retention(plan).kl > goal.kl_target * (1 + 1e-6):
-                continue
-            keys = dict(positions=strength.positions, rank_by=strength.rank_by)
-            keys |= dict(k_percent=strength.k_percent, alpha=strength.alpha)
-            method = f"distilled, step {snap['step']}"
-            rows.append(measure(run, questions, plan, method, intervention="distilled", **keys))
-            kept.append((snap["step"], plan))
-        if not rows:
-            smallest = min(
-                run.retention(result.plan(run.geometry, x["step"])).kl for x in result.snapshots
-            )
+        snapshots = [(x["step"], result.plan(run.geometry, x["step"])) for x in result.snapshots]
+        chosen = best_snapshot(run, strength, snapshots, goal.kl_target, "distilled", "distilled")
+        if chosen is None:
+            smallest = min(run.retention(plan).kl for _, plan in snapshots)
             raise GcmEditError(
                 f"no distilled snapshot stays within KL {goal.kl_target:g} (the smallest was "
                 f"{smallest:.3f}): raise --kl-budget or --edit-steps"
             )
-        step, plan = kept[rows.index(best(rows))]
+        step, plan, rows = chosen
         return cls(plan, rival, goal, teacher, result, step, rows)
 
     def report(self, comparison: list[PlanComparison]) -> DistillationReport:

@@ -17,12 +17,12 @@ import torch
 
 from gcm_edit.cache import stable_hash
 from gcm_edit.checkpoint.manifest import PlanComparison, ScaleLearningReport
-from gcm_edit.commands.candidates import measure
+from gcm_edit.commands.candidates import best_snapshot
 from gcm_edit.commands.settings import ScaleLearningSettings
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
 from gcm_edit.errors import GcmEditError
-from gcm_edit.evaluation.plan_results import PlanResult, best
+from gcm_edit.evaluation.plan_results import PlanResult
 from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.steering.scales import LearnedScales, ScaleObjective, learn_scales
 from gcm_edit.version import __version__
@@ -127,25 +127,22 @@ class LearnedStrength:
             snapshot_every=s.scale_eval_every,
         )
         result = learned(run, strength, candidates, goal)
-        questions = run.recipe.validation[: s.n_validation]
-        rows, kept = [], []
-        for snap in result.snapshots:
-            plan = scaled_plan(
-                run, strength.positions, candidates, strength.alpha, snap["c"], snap["s"]
+        snapshots = [
+            (
+                snap["step"],
+                scaled_plan(
+                    run, strength.positions, candidates, strength.alpha, snap["c"], snap["s"]
+                ),
             )
-            if plan is None or run.retention(plan).kl > goal.kl_target * (1 + 1e-6):
-                continue
-            keys = dict(positions=strength.positions, rank_by=strength.rank_by)
-            keys |= dict(k_percent=strength.k_percent, alpha=strength.alpha)
-            method = f"learned, step {snap['step']}"
-            rows.append(measure(run, questions, plan, method, intervention="additive", **keys))
-            kept.append((snap["step"], plan))
-        if not rows:
+            for snap in result.snapshots
+        ]
+        chosen = best_snapshot(run, strength, snapshots, goal.kl_target, "learned", "additive")
+        if chosen is None:
             raise GcmEditError(
                 "no learned snapshot stays within the KL target; lower --scale-lr or raise "
                 "--kl-budget"
             )
-        step, plan = kept[rows.index(best(rows))]
+        step, plan, rows = chosen
         return cls(plan, rival, goal, result, step, rows)
 
     def report(self, comparison: list[PlanComparison]) -> ScaleLearningReport:
