@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,3 +36,20 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def fit_steps(module, loader, steps: int, device: torch.device) -> None:
+    """`steps` optimiser steps of `module` on `loader` (epochs as needed), with no logger,
+    checkpoints or summary: the frozen-model learners' one way to train."""
+    import lightning as L
+
+    with quiet_lightning():
+        trainer = L.Trainer(
+            **device_args(device),
+            max_steps=steps,
+            max_epochs=math.ceil(steps / len(loader)),  # the bar's "Epoch i/n"
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(module, train_dataloaders=loader)

@@ -33,7 +33,7 @@ from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.generation import Decoding, generate
 from gcm_edit.model.heads import HeadGeometry, intervene
 from gcm_edit.model.logits import distillation_loss, predicting_states
-from gcm_edit.model.trainers import device_args, quiet_lightning
+from gcm_edit.model.trainers import fit_steps
 from gcm_edit.pairs.teacher import TeacherExample
 from gcm_edit.steering.constraint import NeutralKL
 from gcm_edit.steering.plan import SteeringPlan
@@ -323,14 +323,5 @@ def _fit(
         generator=torch.Generator().manual_seed(learner.objective.seed + len(learner.history)),
         collate_fn=lambda b: collate(b, pad),
     )
-    with quiet_lightning():
-        trainer = L.Trainer(
-            **device_args(device),
-            max_steps=steps,
-            max_epochs=math.ceil(steps / len(loader)),
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-        )
-        trainer.fit(learner, train_dataloaders=loader)
+    fit_steps(learner, loader, steps, device)
     model.to(device)

@@ -17,7 +17,6 @@ the caller keeps the snapshot that does best on validation (early stopping), ste
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import lightning as L
@@ -27,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.heads import HeadGeometry, intervene
-from gcm_edit.model.trainers import device_args, quiet_lightning
+from gcm_edit.model.trainers import fit_steps
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.metric import collate_pairs, mediation_metric
 from gcm_edit.steering.constraint import NeutralKL
@@ -181,16 +180,7 @@ def learn_scales(
     state = (model.training, [p.requires_grad for p in model.parameters()])
     model.requires_grad_(False)
     try:
-        with quiet_lightning():
-            trainer = L.Trainer(
-                **device_args(device),
-                max_steps=objective.steps,
-                max_epochs=math.ceil(objective.steps / len(loader)),  # the bar's "Epoch i/n"
-                logger=False,
-                enable_checkpointing=False,
-                enable_model_summary=False,
-            )
-            trainer.fit(learner, train_dataloaders=loader)
+        fit_steps(learner, loader, objective.steps, device)
     finally:
         model.to(device).train(state[0])
         for param, flag in zip(model.parameters(), state[1], strict=True):
