@@ -1,9 +1,10 @@
 """On-disk cache: where expensive stages keep their outputs, keyed by a hash of their inputs.
 
-Every entry is written atomically (temp file + rename) inside an envelope that names its kind
-and schema and carries a sha256 of its payload. Reading one back checks all three and the
-caller's own validation; an entry that fails is reported in one line, removed and recomputed,
-so a damaged cache never crashes a run or feeds it wrong data.
+Every entry is written atomically (temp file + rename) inside an envelope that names its kind,
+its schema and the key it was written for, and carries a sha256 of its payload. Reading one
+back checks all four and the caller's own validation; an entry that fails (damaged, or copied
+over another key's file) is reported in one line, removed and recomputed, so a damaged cache
+never crashes a run or feeds it wrong data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,8 @@ from gcm_edit.console import console
 
 T = TypeVar("T")
 # Bump when the layout of any cached artifact changes: older entries are then recomputed.
-SCHEMA = 2
+# 3: entries record their key.
+SCHEMA = 3
 
 
 def cache_root() -> Path:
@@ -81,13 +84,14 @@ def _tensor_digest(tensors: dict) -> str:
     return digest.hexdigest()
 
 
-def store_entry(path: Path, kind: str, payload: Any) -> None:
-    """A JSON payload (`.json`) or a dict of tensors (`.safetensors`), atomically."""
+def store_entry(path: Path, kind: str, key: str, payload: Any) -> None:
+    """A JSON payload (`.json`) or a dict of tensors (`.safetensors`) for `key`, atomically."""
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
         tensors = {name: t.contiguous() for name, t in payload.items()}
-        meta = {"kind": kind, "schema": str(SCHEMA), "sha256": _tensor_digest(tensors)}
+        meta = {"kind": kind, "schema": str(SCHEMA), "key": key}
+        meta["sha256"] = _tensor_digest(tensors)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         os.close(fd)
@@ -98,42 +102,62 @@ def store_entry(path: Path, kind: str, payload: Any) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     else:
-        envelope = {"kind": kind, "schema": SCHEMA, "sha256": _json_digest(payload)}
+        envelope = {"kind": kind, "schema": SCHEMA, "key": key, "sha256": _json_digest(payload)}
         write_json(path, {**envelope, "data": payload})
 
 
-def _read_entry(path: Path, kind: str) -> Any:
+def _check_envelope(stored: tuple, expected: tuple) -> None:
+    """(kind, schema, key) as written against as expected: ValueError naming the difference."""
+    kind, schema, key = stored
+    if (kind, schema) != expected[:2]:
+        raise ValueError(f"holds {kind} schema {schema}, expected {expected[0]} {expected[1]}")
+    if key != expected[2]:
+        raise ValueError(f"written for key {key}, not {expected[2]}")
+
+
+def _read_entry(path: Path, kind: str, key: str) -> Any:
     """The payload, or ValueError saying what is wrong with the entry."""
+    if not path.is_file():
+        raise ValueError("not a regular file")
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             payload = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-        stored = (meta.get("kind"), meta.get("schema"))
-        if stored != (kind, str(SCHEMA)):
-            raise ValueError(f"holds {stored[0]} schema {stored[1]}, expected {kind} {SCHEMA}")
+        stored = (meta.get("kind"), meta.get("schema"), meta.get("key"))
+        _check_envelope(stored, (kind, str(SCHEMA), key))
         if meta.get("sha256") != _tensor_digest(payload):
             raise ValueError("checksum mismatch")
         return payload
     data = read_json(path)
-    if not isinstance(data, dict) or (data.get("kind"), data.get("schema")) != (kind, SCHEMA):
+    if not isinstance(data, dict):
         raise ValueError(f"not a {kind} entry of schema {SCHEMA}")
+    _check_envelope((data.get("kind"), data.get("schema"), data.get("key")), (kind, SCHEMA, key))
     if data.get("sha256") != _json_digest(data.get("data")):
         raise ValueError("checksum mismatch")
     return data["data"]
 
 
-def load_entry(path: Path, kind: str, decode: Callable[[Any], T]) -> T | None:
-    """The cached value, None when there is none; a damaged entry is reported and removed.
+def _discard(path: Path) -> None:
+    """Remove an entry that is a file, a link or (put there by hand) a folder."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def load_entry(path: Path, kind: str, key: str, decode: Callable[[Any], T]) -> T | None:
+    """The value cached for `key`, None when there is none; an entry that is damaged or was
+    written for another key is reported in one line and removed.
 
     `decode` turns the payload into the value and raises on anything implausible."""
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):
         return None
     try:
-        return decode(_read_entry(path, kind))
+        return decode(_read_entry(path, kind, key))
     except Exception as exc:  # any entry that cannot be read back whole is recomputed
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        console.print(f"[yellow]cache:[/] discarded {path} ({reason}); recomputing")
-        path.unlink(missing_ok=True)
+        console.print(f"[yellow]cache:[/] discarded {path} ({reason}); recomputing", soft_wrap=True)
+        _discard(path)
         return None

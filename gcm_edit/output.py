@@ -1,15 +1,18 @@
 """Output folders are written whole or not at all: staged beside the target, then renamed.
 
 `check_output` runs before any work. It refuses an --out that cannot be written or that would
-overwrite the model, the cache or the folder the user works in, and locks it (`.OUT.lock`,
+overwrite an input (the model, the recipe and its data files), the cache or the folder the user
+works in, and locks it (`.OUT.lock`,
 holding the writer's pid) until the folder is installed, so a second run writing the same
 folder fails at once instead of silently replacing the first one's result. Staging folders
 carry their run's pid (`.OUT.partial-PID-XXXXXXXX`): the next run removes a killed run's.
+Parent folders made for OUT are removed again when the run ends without writing it.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import fcntl
 import glob
 import os
@@ -18,7 +21,7 @@ import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,23 +30,25 @@ from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 
 _LOCKS: dict[Path, int] = {}  # absolute OUT -> descriptor of the lock file this process holds
+_MADE: dict[Path, list[Path]] = {}  # absolute OUT -> parent folders made for it, deepest first
+Inputs = Sequence[tuple[str, Path]]  # (what it is, e.g. "the model file"; where)
 
 
 def _lock_file(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
 
 
-def _check_target(out: Path, model_source: str | None) -> None:
-    """OUT must not be, hold or sit inside the model's folder or the cache, and must not be
-    (or hold) the current or home folder: replacing it with --force would delete them."""
+def _check_target(out: Path, inputs: Inputs) -> None:
+    """OUT must not be or hold an input (file or folder), nor sit inside an input folder or
+    the cache, and must not be (or hold) the current or home folder: replacing it with
+    --force would delete them."""
     target = out.resolve()
     guarded = [
         ("the gcm-edit cache", cache_root(), True),
         ("the current folder", Path.cwd(), False),
         ("your home folder", Path.home(), False),
+        *((name, Path(path), Path(path).is_dir()) for name, path in inputs),
     ]
-    if model_source is not None and Path(model_source).is_dir():
-        guarded.append(("the model's folder", Path(model_source), True))
     for name, folder, nor_inside in guarded:
         folder = folder.resolve()
         if target == folder:
@@ -58,17 +63,31 @@ def _check_target(out: Path, model_source: str | None) -> None:
 
 
 def _check_parent(out: Path) -> None:
-    """Create OUT's parent folder if needed and prove it writable, before any work is done."""
+    """Create OUT's parent folder if needed (remembered, see `_forget`) and prove it writable,
+    before any work is done."""
     parent = out.parent
     try:
         existing = next(p for p in (parent, *parent.parents) if p.exists())
         if not existing.is_dir():
             raise GcmEditError(f"--out {out}: {existing} is a file, not a folder")
+        missing = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
         parent.mkdir(parents=True, exist_ok=True)
+        _MADE.setdefault(out.absolute(), []).extend(p.absolute() for p in missing)
         with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as exc:
+        _forget(out.absolute())
         raise GcmEditError(f"--out {out}: cannot write in {parent} ({exc.strerror})") from None
+
+
+def _forget(out: Path) -> None:
+    """Remove the (still empty) parent folders made for OUT when OUT was never written."""
+    for folder in _MADE.pop(out, []):
+        if not out.exists():
+            try:
+                folder.rmdir()
+            except OSError:  # something else was put there meanwhile: keep it
+                break
 
 
 def _lock(out: Path) -> None:
@@ -107,13 +126,17 @@ def _unlock(out: Path) -> None:
     if fd is not None:
         _lock_file(out).unlink(missing_ok=True)
         os.close(fd)
+    _forget(out)
 
 
 @atexit.register
 def release_outputs() -> None:
-    """Release every output lock this process holds: the CLI calls it when a command ends."""
+    """Release every output lock this process holds, and remove the empty folders made for
+    outputs never written: the CLI calls it when a command ends."""
     for out in list(_LOCKS):
         _unlock(out)
+    for out in list(_MADE):
+        _forget(out)
 
 
 def _alive(pid: int) -> bool:
@@ -151,14 +174,12 @@ def _remove_dead_leftovers(out: Path) -> None:
         )
 
 
-def check_output(
-    out: Path, force: bool, model_source: str | None = None, writer: bool = True
-) -> Path:
+def check_output(out: Path, force: bool, inputs: Inputs = (), writer: bool = True) -> Path:
     """Check and lock the output folder OUT before any work (see the module docstring).
 
-    `model_source`: the base model's folder or hub id. `writer`: False in the extra processes
-    of a multi-device scoring run, which write nothing (rank 0 checks and locks)."""
-    _check_target(out, model_source)
+    `inputs`: what the run reads (`Run.inputs`). `writer`: False in the extra processes of a
+    multi-device scoring run, which write nothing (rank 0 checks and locks)."""
+    _check_target(out, inputs)
     if not writer:
         return out
     _check_parent(out)
@@ -176,13 +197,21 @@ def check_output(
     return out
 
 
-def check_output_file(out: Path, model_source: str | None = None) -> Path:
+def check_output_file(out: Path, inputs: Inputs = ()) -> Path:
     """Check a file a command writes when it ends (a CSV, a JSON report) before any work."""
-    _check_target(out, model_source)
+    _check_target(out, inputs)
     if out.is_dir():
         raise GcmEditError(f"--out {out} is a folder; give a file path")
     _check_parent(out)
     return out
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Out of space, whoever wrote: Python (OSError) or a library in Rust or C (safetensors
+    reports "No space left on device (os error 28)")."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return f"os error {errno.ENOSPC})" in str(exc) or os.strerror(errno.ENOSPC) in str(exc)
 
 
 @contextmanager
@@ -208,8 +237,13 @@ def staged_folder(out: Path) -> Iterator[Path]:
                 _remove(trash)
             else:
                 staging.rename(out)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if _disk_full(exc):
+                raise GcmEditError(
+                    f"--out {out}: no space left on {out.parent}'s disk; nothing was written "
+                    "(free some space or choose another --out)"
+                ) from None
             raise
     finally:
         _unlock(key)

@@ -228,3 +228,30 @@ def unwritable_folder(tmp_path: Path) -> Path:
     except PermissionError:
         return folder
     return Path(f"/proc/{os.getpid()}")
+
+
+def write_tiny_gguf(path: Path, arch: str, **strings: str) -> Path:
+    """A GGUF of one 4×8 embedding and the header fields transformers reads for `arch`
+    (gpt2 or llama), no tokenizer, plus `strings` as metadata (`general.source.repo_url`)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_context_length(64)
+    writer.add_embedding_length(8)
+    writer.add_block_count(1)
+    writer.add_head_count(2)
+    writer.add_feed_forward_length(16)
+    if arch == "llama":
+        writer.add_head_count_kv(2)
+        writer.add_layer_norm_rms_eps(1e-5)
+    else:
+        writer.add_layer_norm_eps(1e-5)
+    for key, value in strings.items():
+        writer.add_string(key.replace("__", "."), value)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

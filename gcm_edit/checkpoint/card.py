@@ -259,17 +259,37 @@ def _relevance(manifest: Manifest) -> str:
     return " (relevance is reported, not required: this concept's answers are generic by nature)"
 
 
+def _base_model(manifest: Manifest) -> str:
+    """Front matter linking the export to its base in the Hub's model tree (an adapter on it,
+    or a fine-tune: its weights edited), only under the base's hub id."""
+    hub_id = manifest.base_model.hub_id
+    if hub_id is None:
+        return ""
+    relation = "adapter" if manifest.export.format == "adapter" else "finetune"
+    return f"base_model: {hub_id}\nbase_model_relation: {relation}\n"
+
+
+def _unlinked(manifest: Manifest) -> str:
+    if manifest.base_model.hub_id is not None:
+        return ""
+    return (
+        "\n\nThe base model's Hub id is not known (a local folder or GGUF that does not name "
+        "its source repo), so this card has no `base_model` field: add it before uploading to "
+        "link this model to its base on the Hub."
+    )
+
+
 def model_card(manifest: Manifest) -> str:
     base, recipe, steering = manifest.base_model, manifest.recipe, manifest.steering
     decoding, fluency, retention = manifest.decoding, recipe.fluency, manifest.retention
     metrics, retention_table, capability_table = manifest.tables()[:3]
+    unlinked = _unlinked(manifest)
     samples = "\n\n".join(
         f"**Q:** {s.question}\n\n*base:*\n\n{_quote(s.base)}\n\n*steered:*\n\n{_quote(s.steered)}"
         for s in manifest.samples[:3]
     )
     return f"""---
-base_model: {base.name}
-library_name: transformers
+{_base_model(manifest)}library_name: transformers
 pipeline_tag: text-generation
 tags:
 - gcm-edit
@@ -284,7 +304,7 @@ tags:
 {steering.n_heads_total}), ranked by `{manifest.method}`
 ({METHODS[manifest.method].summary}; Generative Causal Mediation, arXiv 2602.16080).
 Nothing else differs from the base model: it loads in any Hugging Face
-stack with no extra code (saved as `{manifest.export.export_class}`).{_window(manifest)}
+stack with no extra code (saved as `{manifest.export.export_class}`).{_window(manifest)}{unlinked}
 
 ## Evaluation
 

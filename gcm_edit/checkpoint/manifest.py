@@ -33,6 +33,9 @@ class BaseModelInfo(Section):
     source: str
     fingerprint: str
     architecture: str
+    # The base's Hugging Face id where known (built-in model, a hub id, a GGUF's or folder's
+    # own metadata): the card's `base_model`, which links an upload to its base on the Hub.
+    hub_id: str | None = None
 
     def locate(self) -> str:
         """The base model to load: its folder if still there, else the built-in by name."""

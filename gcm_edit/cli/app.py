@@ -8,6 +8,7 @@ and an exit code, never a traceback unless asked for with --debug or GCM_EDIT_DE
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -70,6 +71,10 @@ def _fail(code: int, message: str) -> NoReturn:
     raise typer.Exit(code) from None
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_job(job: Callable[[], Any]) -> None:
     """Run a command's job behind the error boundary: a problem the user can fix
     (GcmEditError) exits 2, any other exception 1 (an internal error), an interrupt 130."""
@@ -79,6 +84,7 @@ def run_job(job: Callable[[], Any]) -> None:
         from gcm_edit.console import quiet_libraries
 
         quiet_libraries()
+        signal.signal(signal.SIGTERM, _terminated)  # `kill`, a scheduler: clean up like Ctrl-C
         job()
     except GcmEditError as exc:
         _fail(BAD_INPUT, " ".join(str(exc).split()))

@@ -84,16 +84,20 @@ def to_settings(cls: type[Settings], values: dict[str, Any]) -> Settings:
     joined into one list; a validation error names the option."""
     for name, value in values.items():
         if get_origin(cls.model_fields[name].annotation) is list and isinstance(value, list):
-            items = (item.strip() for given in value for item in given.split(","))
-            values[name] = [item for item in items if item]  # '' gives the empty list
+            items = [item.strip() for given in value for item in given.split(",")]
+            if items != [""] and "" in items:  # '' alone is the empty list
+                typer.echo(f"error: {cls.flag(name)}: empty item in {','.join(value)!r}", err=True)
+                raise typer.Exit(2)
+            values[name] = [item for item in items if item]
     try:
         return cls(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
+        message = err["msg"].removeprefix("Value error, ")
         name = str(err["loc"][0]) if err["loc"] else ""
-        field = cls.model_fields.get(name)
-        flag = _extra(field).get("flag", name) if field else name
-        typer.echo(f"error: --{flag.replace('_', '-')}: {err['msg']}", err=True)
+        if name in cls.model_fields:  # else a check across options: it names them itself
+            message = f"{cls.flag(name)}: {message}"
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -108,9 +112,20 @@ def settings_command(
     ]
     params.sort(key=lambda p: p.default is not inspect.Parameter.empty)  # arguments first
 
-    def command(**values: Any) -> None:
-        job(to_settings(cls, values))
+    def command(ctx: typer.Context, **values: Any) -> None:
+        # Only what the user typed: the settings' defaults fill the rest, and
+        # `model_fields_set` tells a given option from a default (conflicting options).
+        given = {
+            name: value
+            for name, value in values.items()
+            if getattr(ctx.get_parameter_source(name), "name", None) != "DEFAULT"
+        }
+        job(to_settings(cls, given))
 
+    context = inspect.Parameter(
+        "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
+    )
+    params.insert(0, context)
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = doc

@@ -23,7 +23,7 @@ from gcm_edit.tables import print_tables
 def calibrate(settings: CalibrateSettings) -> list[PlanResult]:
     reject_sharding(settings)
     run = SteeringRun(settings)
-    check_output_file(settings.out, run.model_ref.source)
+    check_output_file(settings.out, run.inputs())
     questions = run.recipe.validation[: settings.n_validation]
     rows = [measure(run, questions, None, "base")]
     rows += [

@@ -40,9 +40,9 @@ from gcm_edit.commands.settings import ExportSettings
 from gcm_edit.commands.steering_run import SteeringRun, reject_sharding
 from gcm_edit.commands.strength import choose_strength
 from gcm_edit.console import console
-from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import Evaluation
 from gcm_edit.inputs.prompts import bare_prompts
+from gcm_edit.inputs.recipe import load_recipe
 from gcm_edit.model.architectures import window_limit
 from gcm_edit.model.llamacpp import require_xllamacpp
 from gcm_edit.output import check_output, invocation, staged_folder, weights_bytes
@@ -55,27 +55,6 @@ from gcm_edit.version import __version__
 
 PUSH_WARNING = 10.0  # warn when a head is pushed this many times its own output norm
 MEAN_DIFF = "mean-diff"  # the held-out row of the mean-difference plan a distilled edit beats
-
-
-def reject_conflicts(settings: ExportSettings) -> None:
-    """Options that cannot all hold, refused in one line before any work."""
-    if settings.edit != "distilled":
-        return
-    clash = [
-        flag
-        for flag, given in (
-            ("--learn-scales", settings.learn_scales),
-            ("--intervention " + settings.intervention, settings.intervention != "additive"),
-            ("--concept (several)", bool(settings.compose)),
-        )
-        if given
-    ]
-    if clash:
-        raise GcmEditError(
-            f"--edit distilled cannot be combined with {clash[0]}: the distilled edit learns "
-            "additive vectors and maps on the top-k% heads; use --edit mean-diff for that "
-            "option"
-        )
 
 
 def comparison(
@@ -168,18 +147,16 @@ def export_gguf(
 def export(settings: ExportSettings) -> Path | None:
     """The export folder; None in the extra processes of a multi-device scoring run."""
     reject_sharding(settings)
-    reject_conflicts(settings)
     token = check_token(settings.push_to_hub) if settings.push_to_hub else None
     run = SteeringRun(settings)
+    composed_files = [f for c in settings.compose for f in load_recipe(c).files()]
     out = check_output(
         settings.out or run.default_out(),
         settings.force,
-        run.model_ref.source,
+        [*run.inputs(), *(("a composed recipe's file", f) for f in composed_files)],
         writer=run.is_rank_zero,
     )
     if settings.gguf:
-        if settings.format == "adapter":
-            raise GcmEditError("--gguf needs --format full (llama.cpp loads whole checkpoints)")
         find_converter()
         require_xllamacpp()
     scores = run.scores(settings.positions, settings.method)
@@ -268,6 +245,7 @@ def export(settings: ExportSettings) -> Path | None:
                 source=run.model_ref.source,
                 fingerprint=run.model_ref.fingerprint(),
                 architecture=run.config.model_type,
+                hub_id=run.model_ref.hub_id,
             ),
             recipe=RecipeInfo(
                 name=run.recipe.name,

@@ -28,6 +28,7 @@ from gcm_edit.cache import (
 )
 from gcm_edit.commands.settings import ConceptSettings
 from gcm_edit.console import console
+from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import (
     PROMPTED,
     Evaluation,
@@ -86,10 +87,10 @@ class Run:
         if model is not None:
             self.__dict__["model"] = model  # fills the cached property
         recipe = load_recipe(settings.concept)
+        self.device = parse_device(settings.device)  # a typo costs a second, not a conversion
         self.model_ref = resolve_model(settings.model)
         self.config = load_config(self.model_ref, settings.trust_remote_code)
         self.geometry = HeadGeometry.of(self.config)
-        self.device = parse_device(settings.device)
         self.tokenizer = load_tokenizer(self.model_ref, settings.trust_remote_code)
         self.recipe, self.prompt_format = choose_prompt_format(
             recipe, self.tokenizer, settings.prompt_format, self.model_ref.name
@@ -103,7 +104,25 @@ class Run:
         if self.prompt_format == "base":  # other prompts: other answers, pairs and scores
             folder += f"-base-{stable_hash(self.tokenizer.chat_template)[:8]}"
         self.dir = cache_root() / "runs" / folder
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GcmEditError(
+                f"cannot use the cache folder {cache_root()} ({exc.strerror}): point "
+                "GCM_EDIT_CACHE at a folder you can write"
+            ) from None
         self.timings: dict[str, float] = {}
+
+    def inputs(self) -> list[tuple[str, Path]]:
+        """What this run reads and no output may replace: the model as named (a folder or a
+        .gguf file), where it loads from, the recipe and its data files."""
+        named = Path(self.settings.model).expanduser()
+        found = [("the model's folder", Path(self.model_ref.source))]
+        if named.exists():
+            found.append(("the model file" if named.is_file() else "the model's folder", named))
+        found += [("the recipe's file", path) for path in self.recipe.files()[:1]]
+        found += [("a recipe data file", path) for path in self.recipe.files()[1:]]
+        return [(name, path) for name, path in found if path.exists()]
 
     def default_out(self, suffix: str = "") -> Path:
         """checkpoints/<model>-<concept><suffix>: where a command writes unless told --out."""
@@ -141,7 +160,7 @@ class Run:
         has a `label`) and stored. `decode` rejects implausible entries (see cache.py)."""
         path = self.dir / name.format(key=key)
         start = time.perf_counter()
-        value = load_entry(path, kind, decode)
+        value = load_entry(path, kind, key, decode)
         if value is not None:
             if label:
                 self._done(label, time.perf_counter() - start, cached=True)
@@ -151,7 +170,14 @@ class Run:
         with self.stage(label) if label else nullcontext():
             value = compute()
         if self.is_rank_zero:
-            store_entry(path, kind, encode(value))
+            try:
+                store_entry(path, kind, key, encode(value))
+            except OSError as exc:  # a full or read-only disk costs the cache, not the run
+                console.print(
+                    f"[yellow]cache:[/] could not store {path.name} ({exc.strerror}); going on "
+                    "without it",
+                    soft_wrap=True,
+                )
         return value
 
     @cached_property

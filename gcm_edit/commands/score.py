@@ -27,7 +27,7 @@ def score(settings: ScoreSettings) -> Path | None:
     out = check_output(
         settings.out or run.default_out(f"-{settings.method}-scores"),
         settings.force,
-        run.model_ref.source,
+        run.inputs(),
         writer=run.is_rank_zero,
     )
     scores = run.scores(settings.positions, settings.method)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gcm_edit.checkpoint.gguf import GgufType
 from gcm_edit.inputs.default_model import DEFAULT_MODEL
+from gcm_edit.inputs.recipe import MAX_NEW_TOKENS
 from gcm_edit.scoring.runtime import ScoringRuntime
 
 Positions = Literal["prompt", "response", "all"]
@@ -24,6 +25,8 @@ SweepMethod = Method | Literal["all"]
 # effect: the method's score; effect-per-kl: score / √(the head's KL alone), collateral-aware
 RankBy = Literal["effect", "effect-per-kl"]
 Percent = Annotated[float, Field(gt=0, le=100)]
+# `--out '~/x'` (quoted, so the shell left the ~) means the home folder, not a folder named ~
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
 # Steering strength: α·δ is on the scale of a head's own output near α = 1; far beyond 100
 # the model breaks whatever the plan (and very large values overflow when baked).
 MAX_ALPHA = 100.0
@@ -41,6 +44,8 @@ ALPHA_GRID = [1.0, 2.0, 3.0, 4.0]  # α candidates: calibrate, sweep, --alpha au
 K_GRID = [1.0, 2.0, 5.0, 10.0]  # k% candidates: sweep, --k auto (the paper sweeps 1-10%)
 BUDGET_ALPHAS = [0.5, 1.0, 2.0, 3.0]  # a KL budget favours weak pushes: α below 1 too
 DISTILL_KL = 0.5  # the distilled edit's KL target without --kl-budget (issue target: ≤ 0.5)
+# Past this a batch size is a typo, not a setting: no device holds 4096 sequences at once.
+MAX_BATCH = 4096
 DOSES = [0.5, 1.5, 2.0]  # adapter dose curve; 0 (the base) and 1 (the export) are measured anyway
 _RUNTIME = ScoringRuntime()
 _HIDDEN: Any = {"cli": False}
@@ -51,6 +56,33 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     # Fields given as a repeatable option on the command line (a list in, see validators).
     cli_repeated: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def flag(cls, name: str) -> str:
+        """The command-line flag of field `name` (`k_percent` is `--k`)."""
+        extra = cls.model_fields[name].json_schema_extra
+        renamed = extra.get("flag", name) if isinstance(extra, dict) else name
+        return "--" + renamed.replace("_", "-")
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> Settings:
+        """`--doses 2,2`: a list option's item given twice is a typo, never a request."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                twice = [v for i, v in enumerate(value) if v in value[:i]]
+                if twice:
+                    shown = f"{twice[0]:g}" if isinstance(twice[0], float) else twice[0]
+                    raise ValueError(f"{self.flag(name)}: {shown} is given twice")
+        return self
+
+    def _given_without(self, fields: tuple[str, ...], needed: bool, needs: str) -> None:
+        """Refuse options the user gave (not defaults) that this run would not read."""
+        given = [name for name in fields if name in self.model_fields_set]
+        if given and not needed:
+            raise ValueError(
+                f"{self.flag(given[0])} is only read with {needs}: drop it, or add {needs}"
+            )
 
 
 class ModelSettings(Settings):
@@ -65,11 +97,14 @@ class ModelSettings(Settings):
         False, description="Allow the model's own Python code (unsafe)."
     )
     batch_size: int = Field(
-        _RUNTIME.batch_size, ge=1, description="Pairs per step for δ, scores and learned scales."
+        _RUNTIME.batch_size,
+        ge=1,
+        le=MAX_BATCH,
+        description="Pairs per step for δ, scores and learned scales.",
     )
     # 32: greedy generation 1.9× faster than at 8 on 2 CPU cores (docs/results.md)
     generation_batch: int = Field(
-        32, ge=1, description="Sequences per generation and per judging forward."
+        32, ge=1, le=MAX_BATCH, description="Sequences per generation and per judging forward."
     )
 
 
@@ -78,7 +113,7 @@ class ConceptSettings(ModelSettings):
 
     concept: str = Field("verse", description="Built-in concept name or path to a recipe .yaml.")
     max_new_tokens: int | None = Field(
-        None, ge=1, description="New tokens per answer (default: the recipe's)."
+        None, ge=1, le=MAX_NEW_TOKENS, description="New tokens per answer (default: the recipe's)."
     )
     judge_url: str | None = Field(
         None,
@@ -97,11 +132,16 @@ class ScoringSettings(ConceptSettings):
 
     n_train: int | None = Field(None, ge=1, description="Use only the first N training questions.")
     head_batch: int = Field(
-        _RUNTIME.head_batch, ge=1, description="Heads patched per forward (activation, knockout)."
+        _RUNTIME.head_batch,
+        ge=1,
+        le=MAX_BATCH,
+        description="Heads patched per forward (activation, knockout).",
     )
-    seed: int = Field(_RUNTIME.seed, description="Seed for --method random and probe folds.")
+    seed: int = Field(
+        _RUNTIME.seed, ge=0, lt=2**63, description="Seed for --method random and probe folds."
+    )
     devices: int = Field(
-        _RUNTIME.devices, ge=1, description="Devices (processes) that score in parallel."
+        _RUNTIME.devices, ge=1, le=1024, description="Devices (processes) that score in parallel."
     )
     strategy: Strategy = Field("auto", description="Lightning strategy.")
     precision: Precision = Field(
@@ -149,7 +189,7 @@ class ValidationSettings(Settings):
 
 
 class OutputSettings(Settings):
-    out: Path | None = Field(
+    out: UserPath | None = Field(
         None, description="Output folder (default: checkpoints/<model>-<concept>...)."
     )
     force: bool = Field(False, description="Replace an existing output folder.")
@@ -179,6 +219,13 @@ class ScaleLearningSettings(ValidationSettings):
     learn_head_scale: bool = Field(
         False, description="Also learn s scaling each head's own output (z ← s·z + α·c·δ)."
     )
+
+    @model_validator(mode="after")
+    def _scale_options_need_learning(self) -> ScaleLearningSettings:
+        options = ("scale_candidates", "scale_steps", "scale_lr", "lambda_f", "scale_eval_every")
+        options += ("lambda_m", "learn_head_scale")
+        self._given_without(options, self.learn_scales, "--learn-scales")
+        return self
 
 
 Edit = Literal["mean-diff", "distilled"]
@@ -219,6 +266,13 @@ class DistillSettings(ValidationSettings):
     teacher_candidates: int = Field(
         3, ge=1, description="Answers per distillation question at most (greedy, then samples)."
     )
+
+    @model_validator(mode="after")
+    def _edit_options_need_distilled(self) -> DistillSettings:
+        options = ("edit_rank", "edit_steps", "edit_batch", "edit_on_policy_steps", "edit_lr")
+        options += ("edit_eval_every", "distill_questions", "teacher_candidates")
+        self._given_without(options, self.edit == "distilled", "--edit distilled")
+        return self
 
 
 # Mixins are listed last-first: the options' order in --help follows the reversed MRO.
@@ -304,6 +358,46 @@ class ExportSettings(
             data = {**data, "concept": concepts[0], "compose": concepts[1:]}
         return data
 
+    @model_validator(mode="after")
+    def _options_that_cannot_all_hold(self) -> ExportSettings:
+        """Refused in one line naming both options, before any work (the user's value would
+        otherwise be dropped, or the run fail at its end)."""
+        if self.concept in self.compose:
+            raise ValueError(f"--concept: {self.concept} is given twice")
+        search = self.kl_budget is not None and self.edit == "mean-diff"
+        chosen = ("k_percent", "alpha", "positions", "rank_by", "intervention")
+        given = [name for name in chosen if name in self.model_fields_set]
+        if search and given:
+            raise ValueError(
+                f"--kl-budget with --edit mean-diff chooses {self.flag(given[0])} itself on "
+                f"validation: drop {self.flag(given[0])}, or drop --kl-budget"
+            )
+        budget = ("budget_alphas", "budget_positions", "budget_rank_by", "budget_interventions")
+        self._given_without(budget, search, "--kl-budget and --edit mean-diff")
+        self._given_without(("auto_alphas",), self.alpha == "auto", "--alpha auto")
+        self._given_without(("auto_ks",), self.k_percent == "auto" or search, "--k auto")
+        self._given_without(("doses",), self.format == "adapter", "--format adapter")
+        self._given_without(("compose_disjoint",), bool(self.compose), "several --concept")
+        if self.gguf and self.format == "adapter":
+            raise ValueError("--gguf needs --format full (llama.cpp loads whole checkpoints)")
+        if self.edit == "distilled":
+            clash = [
+                flag
+                for flag, given in (
+                    ("--learn-scales", self.learn_scales),
+                    (f"--intervention {self.intervention}", self.intervention != "additive"),
+                    ("several --concept", bool(self.compose)),
+                )
+                if given
+            ]
+            if clash:
+                raise ValueError(
+                    f"--edit distilled cannot be combined with {clash[0]}: the distilled edit "
+                    "learns additive vectors and maps on the top-k% heads; use --edit "
+                    "mean-diff for that option"
+                )
+        return self
+
 
 class ScoreSettings(OutputSettings, PositionsSettings, MethodSettings, ScoringSettings):
     k_percent: Percent = Field(
@@ -345,7 +439,7 @@ class CalibrateSettings(ValidationSettings, InterventionSettings, MethodSettings
     positions_grid: list[Positions] = Field(
         ["prompt", "response", "all"], min_length=1, description="δ positions grid."
     )
-    out: Path = Field(Path("calibration.csv"), description="CSV to write.")
+    out: UserPath = Field(Path("calibration.csv"), description="CSV to write.")
 
 
 class EvalSettings(ConceptSettings):
@@ -362,7 +456,7 @@ class EvalSettings(ConceptSettings):
     split: Literal["heldout", "validation"] = Field("heldout", description="Which questions.")
     n_questions: int | None = Field(None, ge=1, description="Use only the first N questions.")
     samples: int = Field(3, ge=0, description="Sample answers to print.")
-    out: Path | None = Field(None, description="Also write the report as JSON.")
+    out: UserPath | None = Field(None, description="Also write the report as JSON.")
     runtime: Runtime = Field(
         "transformers",
         description="Who answers: transformers, or llama.cpp running MODEL/model.gguf "
@@ -371,7 +465,7 @@ class EvalSettings(ConceptSettings):
 
 
 class VerifySettings(Settings):
-    folder: Path = Field(
+    folder: UserPath = Field(
         description="An exported checkpoint folder.", json_schema_extra={"argument": True}
     )
     base: str | None = Field(

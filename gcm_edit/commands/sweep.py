@@ -242,7 +242,7 @@ def sweep(settings: SweepSettings, extra_grids: tuple[SweepSettings, ...] = ()) 
     out = check_output(
         settings.out or run.default_out("-sweep"),
         settings.force,
-        run.model_ref.source,
+        run.inputs(),
         writer=run.is_rank_zero,
     )
     questions = run.recipe.validation[: settings.n_validation]

@@ -45,8 +45,22 @@ def convert_gguf(path: Path, target: Path) -> Path:
     arch_spec(config)  # an unsupported family fails before minutes of conversion
     console.print(f"converting {name} to safetensors (once) -> {target}")
     with console.status(f"dequantizing {name} (tokenizers with large vocabularies take minutes)"):
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        except Exception as exc:  # a GGUF without (or with broken) tokenizer metadata
+            raise GcmEditError(
+                f"{path} carries no tokenizer transformers can read ({type(exc).__name__}); "
+                "convert the model with its tokenizer (llama.cpp's convert_hf_to_gguf.py)"
+            ) from exc
+        try:
+            loaded = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=name, dtype=torch.float32
+            )
+        except Exception as exc:  # missing or mis-shaped tensors
+            raise GcmEditError(
+                f"transformers cannot load the weights of {path} ({type(exc).__name__}: "
+                f"{exc})".splitlines()[0]
+            ) from exc
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,16 +15,22 @@ from safetensors import SafetensorError, safe_open
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME, default_model_dir
+from gcm_edit.inputs.default_model import HUB_ID as DEFAULT_HUB_ID
 from gcm_edit.inputs.gguf import gguf_model_dir
 from gcm_edit.model.architectures import arch_spec
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+HUB_URL = re.compile(r"https://huggingface\.co/([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)/?")
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """What the user asked for (`name`) and where it is loaded from (`source`)."""
+    """What the user asked for (`name`), where it is loaded from (`source`) and, when known,
+    its Hugging Face hub id (`hub_id`: what a model card's `base_model` must name)."""
 
     name: str
     source: str
+    hub_id: str | None = None
 
     @property
     def slug(self) -> str:
@@ -43,21 +51,47 @@ class ModelRef:
         return digest.hexdigest()[:16]
 
 
+def _gguf_hub_id(path: Path) -> str | None:
+    """The hub repo a GGUF names as its source (`general.source.repo_url`), if any."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    for key in ("general.source.repo_url", "general.source.huggingface.repository"):
+        if key in fields:
+            value = str(fields[key].contents())
+            if url := HUB_URL.fullmatch(value):
+                return url[1]
+            if HUB_ID.fullmatch(value):
+                return value
+    return None
+
+
+def _folder_hub_id(folder: Path) -> str | None:
+    """The hub id a folder's config.json was loaded from (`_name_or_path`), if it is one."""
+    try:
+        named = json.loads((folder / "config.json").read_text()).get("_name_or_path", "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    looks_local = not isinstance(named, str) or Path(named).expanduser().exists()
+    return None if looks_local or not HUB_ID.fullmatch(named) else named
+
+
 def resolve_model(name: str) -> ModelRef:
     if name == DEFAULT_MODEL:
-        return ModelRef(FOLDER_NAME, str(default_model_dir()))
+        return ModelRef(FOLDER_NAME, str(default_model_dir()), DEFAULT_HUB_ID)
     path = Path(name).expanduser()
     if path.is_file():
         if path.suffix != ".gguf":
             raise GcmEditError(f"{path} is a file: pass a Hugging Face model folder or a .gguf")
-        return ModelRef(name, str(gguf_model_dir(path.resolve())))
+        source = gguf_model_dir(path.resolve())
+        return ModelRef(name, str(source), _gguf_hub_id(path))
     if path.exists():
         if not (path / "config.json").is_file():
             raise GcmEditError(f"{path} is not a Hugging Face model folder (no config.json)")
-        return ModelRef(name, str(path.resolve()))
+        return ModelRef(name, str(path.resolve()), _folder_hub_id(path))
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise GcmEditError(f"model folder not found: {name}")
-    return ModelRef(name, name)
+    return ModelRef(name, name, name)  # a hub id: what it was loaded by
 
 
 def parse_device(text: str) -> str:
@@ -174,9 +208,19 @@ def load_pretrained(
 
 
 def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
+    """The model's tokenizer; a folder without a usable one is a one-line error."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref.source, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # transformers raises many types for missing or broken files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GcmEditError(
+            f"{ref.name} has no usable tokenizer ({reason[:160]}): the folder needs the files "
+            "`tokenizer.save_pretrained` writes (tokenizer.json, tokenizer_config.json)"
+        ) from exc
+    if not isinstance(tokenizer.vocab_size, int) or tokenizer.vocab_size < 1:
+        raise GcmEditError(f"{ref.name}: its tokenizer has an empty vocabulary")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

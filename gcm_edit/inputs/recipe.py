@@ -11,11 +11,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
+from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
+from gcm_edit.inputs.datafiles import MAX_FILE_BYTES, MAX_TEXT_CHARS, read_columns
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "recipes"
+# An answer of 32k tokens outruns every context window this tool supports: a typo, not a wish.
+MAX_NEW_TOKENS = 32768
 # libyaml's loader when PyYAML has it: ten times faster on a recipe of 200k questions
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -92,7 +104,9 @@ def _non_blank(text: str) -> str:
     return text
 
 
-NonBlank = Annotated[str, Field(min_length=1), AfterValidator(_non_blank)]
+NonBlank = Annotated[
+    str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_non_blank)
+]
 
 
 class Prefill(BaseModel):
@@ -153,7 +167,7 @@ class Recipe(BaseModel):
     prefill: Prefill = Prefill()
     train: Questions | None = None
     pairs: Annotated[list[PromptPair], Field(min_length=1)] | PairColumns | None = None
-    max_new_tokens: int = Field(default=96, ge=1)
+    max_new_tokens: int = Field(default=96, ge=1, le=MAX_NEW_TOKENS)
     fluency: Fluency = Fluency()
     # Success = concept ∧ fluent ∧ relevant. False for concepts whose answers carry no
     # question content by nature (a refusal): relevance is then reported, not required.
@@ -163,6 +177,9 @@ class Recipe(BaseModel):
     # Unlabelled questions a distilled edit learns from (the prompted model answers them);
     # default: the training questions (original side of explicit pairs).
     distill: Questions | None = None
+    # The YAML file and the data files it names (set by `load_recipe`): inputs no --out may
+    # replace.
+    _files: list[Path] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _one_source_of_training_prompts(self) -> Recipe:
@@ -200,6 +217,10 @@ class Recipe(BaseModel):
         if self.pairs is not None:
             return [pair.original for pair in self.pairs]
         return list(self.train)
+
+    def files(self) -> list[Path]:
+        """The recipe's own file and its data files, as loaded (empty for an in-memory one)."""
+        return list(self._files)
 
     def llm_question(self) -> str:
         return (
@@ -253,45 +274,20 @@ def _yaml_line(text: str, loc: tuple) -> int | None:
     return line if line is not None else node.start_mark.line + 1
 
 
-_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
 def _read_columns(recipe_file: Path, field: str, source, columns: list[str]) -> list[list[str]]:
-    """Columns of a local file through `datasets`; one-line errors name the file and row."""
     path = (recipe_file.parent / source.file).resolve()
-    where = f"recipe {recipe_file}: field '{field}'"
-    if path.suffix not in _FORMATS:
-        raise GcmEditError(f"{where}: {path.name} is not .jsonl, .json, .csv or .parquet")
-    if not path.is_file():
-        raise GcmEditError(f"{where}: file not found: {path}")
-    from datasets import load_dataset
-    from datasets.utils.logging import disable_progress_bar
-
-    disable_progress_bar()
-    try:
-        data = load_dataset(_FORMATS[path.suffix], data_files=str(path), split="train")
-    except Exception as exc:  # datasets raises many types for unreadable files
-        raise GcmEditError(f"{where}: cannot read {path.name}: {exc}".splitlines()[0]) from exc
-    out = []
-    for column in columns:
-        if column not in data.column_names:
-            raise GcmEditError(
-                f"{where}: {path.name} has no column {column!r} "
-                f"(columns: {', '.join(data.column_names)})"
-            )
-        values = list(data[column])  # datasets 4 returns a lazy Column
-        for row, value in enumerate(values, 1):
-            if not isinstance(value, str) or not value.strip():
-                raise GcmEditError(f"{where}: {path.name} row {row}: column {column!r} is empty")
-        out.append(values)
-    if not out[0]:
-        raise GcmEditError(f"{where}: {path.name} has no rows")
-    return out
+    return read_columns(path, columns, f"recipe {recipe_file}: field '{field}'")
 
 
 def _materialise(recipe: Recipe, recipe_file: Path) -> Recipe:
-    """Replace file references by the lists they hold."""
+    """Replace file references by the lists they hold, and record which files were read."""
     updates: dict = {}
+    sources = [getattr(recipe, f) for f in ("train", "validation", "heldout", "distill", "pairs")]
+    files = [recipe_file.resolve()] + [
+        (recipe_file.parent / source.file).resolve()
+        for source in sources
+        if isinstance(source, TextColumn | PairColumns)
+    ]
     for field in ("train", "validation", "heldout", "distill"):
         source = getattr(recipe, field)
         if isinstance(source, TextColumn):
@@ -304,12 +300,16 @@ def _materialise(recipe: Recipe, recipe_file: Path) -> Recipe:
         updates["pairs"] = [
             PromptPair(original=o, contrast=c) for o, c in zip(originals, contrasts, strict=True)
         ]
-    return recipe.model_copy(update=updates)
+    recipe = recipe.model_copy(update=updates)
+    recipe._files = files
+    return recipe
 
 
 def load_recipe(concept: str) -> Recipe:
     """Load and validate a recipe (built-in name or YAML path) before any model is loaded."""
     path = recipe_path(concept)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise GcmEditError(f"malformed recipe {path}: more than {MAX_FILE_BYTES >> 20} MB")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -345,4 +345,26 @@ def load_recipe(concept: str) -> Recipe:
         line = _yaml_line(text, loc) if loc else None
         where = f" line {line}" if line else ""
         raise GcmEditError(f"malformed recipe {path}{where}: field '{field}': {message}") from exc
-    return _materialise(recipe, path)
+    recipe = _materialise(recipe, path)
+    _warn_overlap(recipe, path)
+    return recipe
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).casefold().rstrip(" .?!,;:")
+
+
+def _warn_overlap(recipe: Recipe, path: Path) -> None:
+    """Held-out questions that are also tuned on (validation) or trained on are not held out:
+    one warning line per overlap (the run goes on; the figures are the user's call)."""
+    heldout = {_normal(q) for q in recipe.heldout}
+    training = recipe.train if recipe.train is not None else [p.original for p in recipe.pairs]
+    for name, other in (("validation", recipe.validation), ("train", training)):
+        shared = heldout & {_normal(q) for q in other}
+        if shared:
+            console.print(
+                f"[yellow]warning:[/] recipe {path}: {len(shared)} of {len(heldout)} held-out "
+                f"questions are also {name} questions; keep the splits disjoint or the "
+                "held-out figures are not held out",
+                soft_wrap=True,
+            )

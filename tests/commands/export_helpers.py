@@ -15,6 +15,8 @@ K_PERCENT = 25  # 3 of the tiny model's 12 heads
 
 
 def _args(model_dir, out, *extra: str) -> list[str]:
+    # --kl-budget with the mean-difference edit chooses k% itself (giving --k is refused)
+    searched = "--kl-budget" in extra and "distilled" not in extra
     return [
         "export",
         "--model",
@@ -25,8 +27,7 @@ def _args(model_dir, out, *extra: str) -> list[str]:
         "2",
         "--max-new-tokens",
         "8",
-        "--k",
-        str(K_PERCENT),
+        *([] if searched else ["--k", str(K_PERCENT)]),
         "--batch-size",
         "3",
         "--out",

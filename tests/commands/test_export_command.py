@@ -158,7 +158,9 @@ def test_card_and_manifest_carry_every_shared_fact(exported):
     card = (out / "README.md").read_text()
     manifest = json.loads((out / "gcm_edit.json").read_text())
     header = card.split("---\n")[1]
-    assert f"base_model: {manifest['base_model']['name']}" in header
+    # a local folder that names no hub repo: no `base_model` a Hub would misread, and why
+    assert manifest["base_model"]["hub_id"] is None and "base_model" not in header
+    assert "no `base_model` field" in " ".join(card.split())
     assert "library_name: transformers" in header
     for fact in (
         manifest["base_model"]["name"],  # base model
@@ -291,3 +293,18 @@ def test_push_failure_keeps_the_export(env, tmp_path, monkeypatch):
     assert len(errors) == 1 and "upload to me/tiny-verse failed" in errors[0]
     assert f"hf upload me/tiny-verse {out}" in errors[0]
     assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(("form", "relation"), [("full", "finetune"), ("adapter", "adapter")])
+def test_card_links_a_known_base_by_its_hub_id(exported, form, relation):
+    """The Hub's model tree reads `base_model` (a hub id) and `base_model_relation`."""
+    from gcm_edit.checkpoint.card import model_card
+    from gcm_edit.checkpoint.manifest import Manifest
+
+    out, _ = exported
+    manifest = Manifest.model_validate_json((out / "gcm_edit.json").read_text())
+    manifest.base_model.hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    manifest.export.format = form
+    header = model_card(manifest).split("---\n")[1]
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct\n" in header
+    assert f"base_model_relation: {relation}\n" in header

@@ -1,4 +1,5 @@
-"""Cache entries: written with kind, schema and checksum; anything damaged is discarded."""
+"""Cache entries: written with kind, schema, key and checksum; anything damaged, or written for
+another key, is discarded."""
 
 from __future__ import annotations
 
@@ -17,32 +18,32 @@ def _same(value):
 @pytest.fixture
 def json_entry(tmp_path):
     path = tmp_path / "answers-x.json"
-    store_entry(path, "answers", ["a", "b"])
+    store_entry(path, "answers", "x", ["a", "b"])
     return path
 
 
 @pytest.fixture
 def tensor_entry(tmp_path):
     path = tmp_path / "scores-x.safetensors"
-    store_entry(path, "head scores", {"scores": torch.arange(6.0).view(2, 3)})
+    store_entry(path, "head scores", "x", {"scores": torch.arange(6.0).view(2, 3)})
     return path
 
 
 def test_round_trips(json_entry, tensor_entry):
-    assert load_entry(json_entry, "answers", _same) == ["a", "b"]
-    loaded = load_entry(tensor_entry, "head scores", _same)
+    assert load_entry(json_entry, "answers", "x", _same) == ["a", "b"]
+    loaded = load_entry(tensor_entry, "head scores", "x", _same)
     torch.testing.assert_close(loaded["scores"], torch.arange(6.0).view(2, 3))
     assert json.loads(json_entry.read_text())["schema"] == SCHEMA
 
 
 def test_missing_entry_is_none(tmp_path):
-    assert load_entry(tmp_path / "nothing.json", "answers", _same) is None
+    assert load_entry(tmp_path / "nothing.json", "answers", "x", _same) is None
 
 
 def _damaged(path, capsys) -> str:
     """Assert the entry is reported in one line, removed, and None comes back."""
-    assert load_entry(path, KINDS[path.suffix], _same) is None
-    assert not path.exists()
+    assert load_entry(path, KINDS[path.suffix], "x", _same) is None
+    assert not (path.exists() or path.is_symlink())
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "cache:" in lines[0] and "recomputing" in lines[0], lines
     return lines[0]
@@ -97,7 +98,7 @@ def test_decode_rejection_is_discarded(json_entry, capsys):
     def decode(texts):
         raise ValueError("expected 3 answers")
 
-    assert load_entry(json_entry, "answers", decode) is None
+    assert load_entry(json_entry, "answers", "x", decode) is None
     assert "expected 3 answers" in capsys.readouterr().err
     assert not json_entry.exists()
 
@@ -105,13 +106,36 @@ def test_decode_rejection_is_discarded(json_entry, capsys):
 def test_writes_are_atomic(tmp_path, monkeypatch):
     """A write that dies half-way leaves the old entry, and no temp file, behind."""
     path = tmp_path / "answers-x.json"
-    store_entry(path, "answers", ["old"])
+    store_entry(path, "answers", "x", ["old"])
 
     def boom(*_args, **_kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr("os.replace", boom)
     with pytest.raises(OSError):
-        store_entry(path, "answers", ["new"])
-    assert load_entry(path, "answers", _same) == ["old"]
+        store_entry(path, "answers", "x", ["new"])
+    assert load_entry(path, "answers", "x", _same) == ["old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers-x.json"]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".safetensors"])
+def test_entry_copied_over_another_keys_file_is_discarded(tmp_path, capsys, suffix):
+    """`cp answers-A.json answers-B.json` must not hand A's answers to B's stage."""
+    payload = ["steered"] if suffix == ".json" else {"scores": torch.ones(2)}
+    a, b = tmp_path / f"e-aaaa{suffix}", tmp_path / f"e-x{suffix}"
+    store_entry(a, KINDS[suffix], "aaaa", payload)
+    b.write_bytes(a.read_bytes())
+    assert "written for key aaaa, not x" in _damaged(b, capsys)
+    assert load_entry(a, KINDS[suffix], "aaaa", _same) is not None
+
+
+def test_entry_that_is_a_folder_is_discarded(tmp_path, capsys):
+    path = tmp_path / "answers-x.json"
+    (path / "inside").mkdir(parents=True)
+    assert "not a regular file" in _damaged(path, capsys)
+
+
+def test_dangling_link_is_discarded(tmp_path, capsys):
+    path = tmp_path / "answers-x.json"
+    path.symlink_to(tmp_path / "gone.json")
+    _damaged(path, capsys)

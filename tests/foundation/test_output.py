@@ -65,10 +65,10 @@ def test_guarded_folders_are_refused(tmp_path, isolated_cache, monkeypatch):
     }
     for out, message in cases.items():
         with pytest.raises(GcmEditError, match=message):
-            check_output(out, force=True, model_source=str(model))
+            check_output(out, force=True, inputs=[("the model's folder", model)])
     with pytest.raises(GcmEditError, match="is inside the model's folder"):
-        check_output_file(model / "calibration.csv", str(model))
-    assert check_output(tmp_path / "elsewhere", force=False, model_source=str(model))
+        check_output_file(model / "calibration.csv", [("the model's folder", model)])
+    assert check_output(tmp_path / "elsewhere", force=False, inputs=[("the model's folder", model)])
 
 
 def test_force_replaces_a_regular_file(tmp_path):
@@ -138,3 +138,44 @@ def test_dead_runs_leftovers_are_removed_live_ones_kept(tmp_path, capsys):
     assert len(lines) == 1, lines
     assert f".out.partial-{dead}-abcd1234" in lines[0] and f".out.old-{dead}-efgh5678" in lines[0]
     assert "interrupted" in lines[0]
+
+
+def test_input_files_and_the_folders_holding_them_are_refused(tmp_path):
+    """A .gguf model or a recipe file: --out may not be it nor hold it (--force would delete
+    it), though it may sit beside it."""
+    gguf = tmp_path / "models" / "m.gguf"
+    recipe = tmp_path / "recipes" / "r.yaml"
+    for path in (gguf, recipe):
+        path.parent.mkdir()
+        path.write_text("x")
+    inputs = [("the model file", gguf), ("the recipe's file", recipe)]
+    cases = {
+        gguf: "is the model file",
+        gguf.parent: "holds the model file",
+        tmp_path: "holds the model file",
+        recipe: "is the recipe's file",
+        recipe.parent: "holds the recipe's file",
+    }
+    for out, message in cases.items():
+        with pytest.raises(GcmEditError, match=message):
+            check_output(out, force=True, inputs=inputs)
+        with pytest.raises(GcmEditError, match=message):
+            check_output_file(out, inputs)
+    assert check_output(gguf.parent / "out", force=True, inputs=inputs)
+
+
+def test_folders_made_for_an_output_never_written_are_removed(tmp_path):
+    """An interrupted or failed run leaves no empty parents of its --out behind."""
+    out = tmp_path / "a" / "b" / "out"
+    check_output(out, force=False)
+    assert (tmp_path / "a" / "b").is_dir()
+    release_outputs()
+    assert list(tmp_path.iterdir()) == []
+    check_output_file(tmp_path / "c" / "report.json")
+    release_outputs()
+    assert list(tmp_path.iterdir()) == []
+    check_output(out, force=False)
+    with staged_folder(out) as staging:
+        (staging / "x.txt").write_text("kept")
+    release_outputs()
+    assert (out / "x.txt").read_text() == "kept"

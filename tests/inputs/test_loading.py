@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tiny import make_llama, make_tokenizer
+from tiny import make_llama, make_tokenizer, write_tiny_gguf
 
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.loading import load_config, load_model, load_tokenizer, resolve_model
@@ -97,23 +97,47 @@ def test_unreadable_gguf_is_one_line_and_leaves_no_folder(tmp_path, isolated_cac
 
 def test_gguf_of_an_unsupported_family_is_refused_before_conversion(tmp_path, isolated_cache):
     """The GGUF's architecture is checked against the table from its metadata alone."""
-    import gguf
-    import numpy as np
-
-    path = tmp_path / "tiny-gpt2.gguf"
-    writer = gguf.GGUFWriter(str(path), "gpt2")
-    writer.add_context_length(64)
-    writer.add_embedding_length(8)
-    writer.add_block_count(1)
-    writer.add_head_count(2)
-    writer.add_feed_forward_length(16)
-    writer.add_layer_norm_eps(1e-5)
-    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    path = write_tiny_gguf(tmp_path / "tiny-gpt2.gguf", "gpt2")
     with pytest.raises(GcmEditError, match="architecture 'gpt2' is not supported"):
         resolve_model(str(path))
     models = isolated_cache / "models"
     assert not models.exists() or not any(models.iterdir())
+
+
+def test_gguf_without_tokenizer_metadata_is_one_line(tmp_path, isolated_cache):
+    """A llama GGUF whose writer left out the tokenizer: a bad input (exit 2), not a crash."""
+    path = write_tiny_gguf(tmp_path / "no-tokenizer.gguf", "llama")
+    with pytest.raises(GcmEditError, match="no-tokenizer.gguf carries no tokenizer") as info:
+        resolve_model(str(path))
+    assert "\n" not in str(info.value)
+    models = isolated_cache / "models"
+    assert not models.exists() or not any(models.iterdir())
+
+
+def test_folder_with_only_a_config_is_one_line(tmp_path, tiny_model_dir):
+    """config.json alone: the tokenizer is missing, said in one line naming the folder."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    ref = resolve_model(str(bare))
+    with pytest.raises(GcmEditError, match="has no usable tokenizer") as info:
+        load_tokenizer(ref)
+    assert str(bare) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_hub_ids_come_from_what_the_inputs_say(tmp_path, tiny_model_dir):
+    """A hub id as given; a folder's `_name_or_path` when it is one; a GGUF's source repo."""
+    from gcm_edit.inputs.loading import _folder_hub_id, _gguf_hub_id
+
+    assert resolve_model("org/model").hub_id == "org/model"
+    assert resolve_model(str(tiny_model_dir)).hub_id is None
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    for named, expected in (("org/model", "org/model"), (str(tiny_model_dir), None)):
+        (tiny_model_dir / "config.json").write_text(json.dumps({**config, "_name_or_path": named}))
+        assert _folder_hub_id(tiny_model_dir) == expected
+    for url, expected in (
+        ("https://huggingface.co/google/gemma-3-270m", "google/gemma-3-270m"),
+        ("https://example.com/weights", None),
+    ):
+        path = write_tiny_gguf(tmp_path / "m.gguf", "llama", general__source__repo_url=url)
+        assert _gguf_hub_id(path) == expected

@@ -260,5 +260,5 @@ def test_bad_data_file_is_one_line(tmp_path, data_files, source, message):
 def test_blank_row_in_data_file(tmp_path, data_files):
     (data_files / "blank.jsonl").write_text('{"question": "Fine?"}\n{"question": "  "}\n')
     path = _write(tmp_path, _case(validation={"file": "data/blank.jsonl"}))
-    with pytest.raises(GcmEditError, match="blank.jsonl row 2: column 'question' is empty"):
+    with pytest.raises(GcmEditError, match="blank.jsonl line 2: column 'question' is empty"):
         load_recipe(str(path))
