@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto \
-	bench-gguf bench-distill bench-fluency
+	bench-gguf bench-distill bench-fluency bench-hostile
 
 setup: $(VENV)/.installed
 
@@ -64,3 +64,6 @@ bench-overhead: setup
 	$(BIN)/pip install --quiet scikit-learn tqdm
 	$(BIN)/pip install --quiet --no-deps steering-vectors
 	$(BIN)/python bench/overhead.py $(ARGS)
+
+bench-hostile: setup
+	$(BIN)/python bench/hostile.py $(ARGS)
