@@ -60,7 +60,7 @@ def row(
 
 def export_variant(name: str, args: list[str], common: list[str]) -> dict:
     from gcm_edit.commands.export import export
-    from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.steering.plan import SteeringPlan
 
@@ -110,8 +110,8 @@ def options(argv: list[str]) -> dict:
 def caa(common: list[str]) -> dict:
     """The CAA baseline: layer × coefficient chosen on validation, then judged held-out."""
     from gcm_edit.commands.candidates import measure
+    from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.heldout import evaluate_heldout
-    from gcm_edit.commands.settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.evaluation.plan_results import best, results_table
     from gcm_edit.steering.residual import residual_plan, residual_vectors

@@ -20,7 +20,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gcm-bench-") as tmp:
         os.environ["GCM_EDIT_CACHE"] = str(Path(tmp) / "cache")
         from gcm_edit.commands.export import export
-        from gcm_edit.commands.settings import ExportSettings
+        from gcm_edit.commands.export_settings import ExportSettings
         from gcm_edit.console import quiet_libraries
         from gcm_edit.inputs.default_model import default_model_dir
 

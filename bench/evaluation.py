@@ -23,7 +23,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.console import quiet_libraries
     from gcm_edit.evaluation.answers import answer_questions, judge_answers

@@ -230,12 +230,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the sandbox folder")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "bench"))
-    from hostile_cases import cases, prepare_sandbox, unmount
+    from hostile_cases import input_cases
+    from hostile_runs import prepare_sandbox, run_cases, unmount
 
     root = Path(tempfile.mkdtemp(prefix="gcm-hostile-"))
     sandbox = Sandbox(root)
     wanted = args.only.split(",") if args.only else [""]
-    selected = [c for c in cases() if any(w in f"{c.group}/{c.name}" for w in wanted)]
+    everything = [*input_cases(), *run_cases()]
+    selected = [c for c in everything if any(w in f"{c.group}/{c.name}" for w in wanted)]
     try:
         prepare_sandbox(sandbox)
         rows = [run_case(sandbox, number, case) for number, case in enumerate(selected, 1)]

@@ -42,7 +42,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from gcm_edit.checkpoint.bake import bake
-    from gcm_edit.commands.settings import ExportSettings
+    from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.console import quiet_libraries
     from gcm_edit.inputs.prompts import bare_prompts

@@ -39,7 +39,7 @@ _API = {
     "verify_export": "gcm_edit.checkpoint.verify",
     "convert_to_gguf": "gcm_edit.checkpoint.gguf",
     "verify_gguf": "gcm_edit.checkpoint.verify",
-    "ExportSettings": "gcm_edit.commands.settings",
+    "ExportSettings": "gcm_edit.commands.export_settings",
     "export": "gcm_edit.commands.export",
 }
 __all__ = ["__version__", *_API]

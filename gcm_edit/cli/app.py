@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from gcm_edit.cli.options import settings_command
 from gcm_edit.commands import settings as s
+from gcm_edit.commands.export_settings import ExportSettings
 from gcm_edit.errors import GcmEditError
 
 BAD_INPUT, INTERNAL, INTERRUPTED = 2, 1, 130  # exit codes
@@ -110,7 +111,7 @@ def _lazy(module: str, function: str) -> Callable[[Any], None]:
 
 COMMANDS = {
     "export": (
-        s.ExportSettings,
+        ExportSettings,
         _lazy("export", "export"),
         "Find the heads that mediate CONCEPT, bake steering into them, write a verified "
         "checkpoint. Repeat --concept to bake several concepts into one model.",

@@ -4,9 +4,9 @@ each concept's held-out success alone and composed."""
 from __future__ import annotations
 
 from gcm_edit.checkpoint.manifest import CompositionRow
+from gcm_edit.commands.export_settings import ExportSettings
 from gcm_edit.commands.heldout import evaluate_heldout
 from gcm_edit.commands.run import Run
-from gcm_edit.commands.settings import ExportSettings
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import choose_strength
 from gcm_edit.errors import GcmEditError

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from gcm_edit.cache import stable_hash
 from gcm_edit.checkpoint.manifest import DistillationReport, PlanComparison
 from gcm_edit.commands.candidates import best_snapshot
-from gcm_edit.commands.settings import DISTILL_KL, ExportSettings
+from gcm_edit.commands.export_settings import ExportSettings
+from gcm_edit.commands.settings import DISTILL_KL
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
 from gcm_edit.errors import GcmEditError

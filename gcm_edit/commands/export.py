@@ -33,10 +33,10 @@ from gcm_edit.checkpoint.verify import (
 )
 from gcm_edit.commands.compose import compose_concepts, composition_row
 from gcm_edit.commands.distilled import DistilledStrength
+from gcm_edit.commands.export_settings import ExportSettings
 from gcm_edit.commands.heldout import dose_curve, evaluate_heldout
 from gcm_edit.commands.learned import LearnedStrength
 from gcm_edit.commands.run import Run
-from gcm_edit.commands.settings import ExportSettings
 from gcm_edit.commands.steering_run import SteeringRun, reject_sharding
 from gcm_edit.commands.strength import choose_strength
 from gcm_edit.console import console

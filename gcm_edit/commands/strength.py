@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from gcm_edit.checkpoint.manifest import Selection
 from gcm_edit.commands.candidates import choose_alpha_k, search_budget
-from gcm_edit.commands.settings import ExportSettings
+from gcm_edit.commands.export_settings import ExportSettings
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.console import console
 from gcm_edit.evaluation.plan_results import results_table, separation_note
