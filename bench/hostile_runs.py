@@ -152,20 +152,14 @@ def cache() -> list[Case]:
         tamper_case("pairs entry garbled", garbage),
         tamper_case("scores copied over δ", other_kind),
         tamper_case("run folder deleted", whole_folder, ""),
-        Case(
-            "cache",
-            "GCM_EDIT_CACHE is a file",
-            export("--out", "{S}/work/cf"),
-            says="cannot use the cache folder",
-            env={"GCM_EDIT_CACHE": "{S}/in/cache-file"},
-            prepare=lambda sb: write(sb.inputs / "cache-file", "x"),
-        ),
-        Case(
-            "cache",
-            "GCM_EDIT_CACHE in /proc",
-            export("--out", "{S}/work/cp"),
-            says="cannot use the cache folder",
-            env={"GCM_EDIT_CACHE": "/proc/gcm-cache"},
+        *(
+            Case("cache", name, export("--out", "{S}/work/c"), says="cannot use the cache folder",
+                 env={"GCM_EDIT_CACHE": root}, prepare=prepare)
+            for name, root, prepare in (
+                ("GCM_EDIT_CACHE is a file", "{S}/in/cache-file",
+                 lambda sb: write(sb.inputs / "cache-file", "x")),
+                ("GCM_EDIT_CACHE in /proc", "/proc/gcm-cache", None),
+            )
         ),
     ]
 
