@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto \
-	bench-gguf bench-distill bench-fluency bench-hostile
+	bench-gguf bench-distill bench-fluency bench-hostile bench-scale
 
 setup: $(VENV)/.installed
 
@@ -58,6 +58,9 @@ bench-distill: setup
 
 bench-fluency: setup
 	$(BIN)/python bench/fluency.py
+
+bench-scale: setup
+	$(BIN)/python bench/scale.py $(ARGS)
 
 # steering-vectors pins transformers<5 but only needs module hooks: --no-deps keeps ours.
 bench-overhead: setup

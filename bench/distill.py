@@ -58,13 +58,13 @@ def row(
     }
 
 
-def export_variant(name: str, args: list[str], common: list[str]) -> dict:
+def export_variant(name: str, args: list[str], common: list[str], folder: Path) -> dict:
     from gcm_edit.commands.export import export
     from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.steering.plan import SteeringPlan
 
-    out = RESULTS / "distill" / "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
+    out = folder / "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
     argv = ["--out", str(out), "--force", *common, *args]
     print(f"\n$ gcm-edit export {' '.join(argv)}")
     settings = ExportSettings(**options(argv))
@@ -160,8 +160,9 @@ def main() -> None:
     common += ["--model", args.model] if args.model else []
     common += ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
     wanted = args.only.split(",") if args.only else [*VARIANTS, CAA]
+    folder = RESULTS / "distill" / (Path(args.model).stem if args.model else "")
     rows = [
-        caa(common) if name == CAA else export_variant(name, VARIANTS[name], common)
+        caa(common) if name == CAA else export_variant(name, VARIANTS[name], common, folder)
         for name in wanted
     ]
     RESULTS.mkdir(exist_ok=True)

@@ -153,11 +153,20 @@ def cache() -> list[Case]:
         tamper_case("scores copied over δ", other_kind),
         tamper_case("run folder deleted", whole_folder, ""),
         *(
-            Case("cache", name, export("--out", "{S}/work/c"), says="cannot use the cache folder",
-                 env={"GCM_EDIT_CACHE": root}, prepare=prepare)
+            Case(
+                "cache",
+                name,
+                export("--out", "{S}/work/c"),
+                says="cannot use the cache folder",
+                env={"GCM_EDIT_CACHE": root},
+                prepare=prepare,
+            )
             for name, root, prepare in (
-                ("GCM_EDIT_CACHE is a file", "{S}/in/cache-file",
-                 lambda sb: write(sb.inputs / "cache-file", "x")),
+                (
+                    "GCM_EDIT_CACHE is a file",
+                    "{S}/in/cache-file",
+                    lambda sb: write(sb.inputs / "cache-file", "x"),
+                ),
                 ("GCM_EDIT_CACHE in /proc", "/proc/gcm-cache", None),
             )
         ),
@@ -197,20 +206,45 @@ def verify_eval() -> list[Case]:
         ("verify a missing folder", ["verify", "{S}/in/nothing"], "", None, 2),
         ("verify an empty folder", ["verify", "{S}/in/empty"], "", mkdir("in/empty"), 2),
         ("verify a garbled gcm_edit.json", ["verify", "{S}/in/garbage"], "", garbage_manifest, 2),
-        ("verify tampered weights: fails", ["verify", "{S}/in/tampered"],
-         "verification failed", tamper_weights, 2),
+        (
+            "verify tampered weights: fails",
+            ["verify", "{S}/in/tampered"],
+            "verification failed",
+            tamper_weights,
+            2,
+        ),
         ("verify a file", ["verify", "{S}/in/fake.gguf"], "", None, 2),
-        ("verify --runtime llama.cpp without model.gguf", ["verify", ref, "--runtime",
-         "llama.cpp"], "has no model.gguf", None, 2),
-        ("verify, base model gone", ["verify", "{S}/in/lost-base"], "base model not found",
-         missing_base, 2),
+        (
+            "verify --runtime llama.cpp without model.gguf",
+            ["verify", ref, "--runtime", "llama.cpp"],
+            "has no model.gguf",
+            None,
+            2,
+        ),
+        (
+            "verify, base model gone",
+            ["verify", "{S}/in/lost-base"],
+            "base model not found",
+            missing_base,
+            2,
+        ),
         ("verify the reference export", ["verify", ref], "", None, 0),
         ("eval an empty folder", ["eval", "{S}/in/empty", *two], "", mkdir("in/empty"), 2),
         ("eval a file", ["eval", "{S}/in/fake.gguf", *two], "", None, 2),
-        ("eval --out an existing folder", ["eval", ref, "--out", "{S}/work/evdir", *two],
-         "is a folder", mkdir("work/evdir"), 2),
-        ("eval --runtime llama.cpp without model.gguf", ["eval", ref, "--runtime", "llama.cpp",
-         *two], "", None, 2),
+        (
+            "eval --out an existing folder",
+            ["eval", ref, "--out", "{S}/work/evdir", *two],
+            "is a folder",
+            mkdir("work/evdir"),
+            2,
+        ),
+        (
+            "eval --runtime llama.cpp without model.gguf",
+            ["eval", ref, "--runtime", "llama.cpp", *two],
+            "",
+            None,
+            2,
+        ),
         ("eval a garbled gcm_edit.json", ["eval", "{S}/in/garbage", *two], "", garbage_manifest, 2),
     ]
     return [
@@ -222,8 +256,18 @@ def verify_eval() -> list[Case]:
 def sweep_calibrate() -> list[Case]:
     fast = ["--n-train", "4", "--n-validation", "2", "--max-new-tokens", "8", "--batch-size", "3"]
     refused = [  # (case, command line, what the one line says)
-        ("calibrate --out a recipe data file", ["calibrate", *TINY, "--concept",
-         "{S}/in/rr/r.yaml", "--out", "{S}/in/rr/data/v.jsonl"], "is a recipe data file"),
+        (
+            "calibrate --out a recipe data file",
+            [
+                "calibrate",
+                *TINY,
+                "--concept",
+                "{S}/in/rr/r.yaml",
+                "--out",
+                "{S}/in/rr/data/v.jsonl",
+            ],
+            "is a recipe data file",
+        ),
         ("calibrate --alphas 1,1", ["calibrate", *NO_MODEL, "--alphas", "1,1"], "1 is given twice"),
         ("sweep --methods bogus", ["sweep", *NO_MODEL, "--methods", "bogus"], "--methods"),
         ("sweep --out .", ["sweep", *TINY, "--out", ".", "--force"], "is the current folder"),
@@ -232,10 +276,20 @@ def sweep_calibrate() -> list[Case]:
     sweep = ["sweep", *TINY, *fast, *["--methods", "attribution", "--ks", "25", "--alphas", "1"]]
     return [
         *(Case("sweep", name, argv, says=says) for name, argv, says in refused),
-        Case("sweep", "calibrate on the tiny model", [*calibrate, "--out", "{S}/work/cal.csv"],
-             expect=0, outs=["{S}/work/cal.csv"]),
-        Case("sweep", "sweep on the tiny model", [*sweep, "--rank-by", "effect", "--out",
-             "{S}/work/sweep"], expect=0, outs=["{S}/work/sweep"]),
+        Case(
+            "sweep",
+            "calibrate on the tiny model",
+            [*calibrate, "--out", "{S}/work/cal.csv"],
+            expect=0,
+            outs=["{S}/work/cal.csv"],
+        ),
+        Case(
+            "sweep",
+            "sweep on the tiny model",
+            [*sweep, "--rank-by", "effect", "--out", "{S}/work/sweep"],
+            expect=0,
+            outs=["{S}/work/sweep"],
+        ),
     ]
 
 

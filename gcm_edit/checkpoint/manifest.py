@@ -307,6 +307,7 @@ class Manifest(Section):
     gguf: GgufInfo | None = None
     dose_curve: list[DoseRow] | None = None
     timings_s: dict[str, float]
+    peak_rss_gb: dict[str, float] = Field(default_factory=dict)  # per stage; empty off Linux
     files: dict[str, str]  # sha256 of each weight file
 
     def to_json(self) -> dict[str, Any]:

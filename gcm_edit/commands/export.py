@@ -328,6 +328,7 @@ def export(settings: ExportSettings) -> Path | None:
             gguf=gguf,
             dose_curve=doses,
             timings_s={k: round(v, 2) for k, v in run.timings.items()},
+            peak_rss_gb=run.peaks.peaks_gb,
             files={
                 name: digest
                 for name, digest in sorted(hashes.items())

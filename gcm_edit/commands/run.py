@@ -51,6 +51,7 @@ from gcm_edit.inputs.loading import (
 from gcm_edit.inputs.prompts import choose_prompt_format
 from gcm_edit.inputs.recipe import Directive, load_recipe
 from gcm_edit.judges import Judge, make_judge
+from gcm_edit.memory import StagePeaks
 from gcm_edit.model.generation import Decoding
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.plan import SteeringPlan
@@ -112,6 +113,7 @@ class Run:
                 "GCM_EDIT_CACHE at a folder you can write"
             ) from None
         self.timings: dict[str, float] = {}
+        self.peaks = StagePeaks()
 
     def inputs(self) -> list[tuple[str, Path]]:
         """What this run reads and no output may replace: the model as named (a folder or a
@@ -140,9 +142,13 @@ class Run:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage and print a line when it is done."""
+        """Time a stage, note its peak memory and print a line when it is done."""
         start = time.perf_counter()
-        yield
+        self.peaks.enter()
+        try:
+            yield
+        finally:
+            self.peaks.leave(name)
         self._done(name, time.perf_counter() - start, cached=False)
 
     def cached(

@@ -61,6 +61,7 @@ def score(settings: ScoreSettings) -> Path | None:
                 "k_percent": settings.k_percent,
                 "top_heads": top,
                 "timings_s": {k: round(v, 2) for k, v in run.timings.items()},
+                "peak_rss_gb": run.peaks.peaks_gb,
             },
         )
     columns = [

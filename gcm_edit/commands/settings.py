@@ -142,7 +142,11 @@ class ScoringSettings(ConceptSettings):
     devices: int = Field(
         _RUNTIME.devices, ge=1, le=1024, description="Devices (processes) that score in parallel."
     )
-    strategy: Strategy = Field("auto", description="Lightning strategy.")
+    strategy: Strategy = Field(
+        "auto",
+        description="Lightning strategy: ddp copies the model to each device, fsdp shards it "
+        "(FSDP2; CPUs too; `gcm-edit score` only).",
+    )
     precision: Precision = Field(
         "auto", description="auto: bf16-mixed on a GPU with bf16, else 32-true."
     )

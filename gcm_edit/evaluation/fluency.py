@@ -19,7 +19,8 @@ import torch
 
 from gcm_edit.inputs.recipe import Fluency
 from gcm_edit.judges.text import words
-from gcm_edit.model.batches import TokenBatch, response_logprob
+from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.logits import response_logprob
 
 # Function words: never the "dominating" word of an answer.
 # fmt: off

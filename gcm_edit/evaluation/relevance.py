@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 
 from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.model.batches import TokenBatch, response_logprob
+from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.logits import response_logprob
 
 N_OTHERS = 2
 ANSWER_TOKENS = 32

@@ -79,10 +79,15 @@ def measure_retention(
     for start in range(0, len(ids), batch_size):
         chunk, rest = ids[start : start + batch_size], continuations[start : start + batch_size]
         batch = TokenBatch.build(chunk, rest, tokenizer.pad_token_id).to(device)
-        base = torch.log_softmax(batch.run(base_model).logits.double(), dim=-1)
+        base = batch.run(base_model).logits
         with _steered(base_model, plan):
-            steered = torch.log_softmax(batch.run(steered_model).logits.double(), dim=-1)
-        kl = token_kl(base, steered)  # [B, T]: at each next-token position
+            steered = batch.run(steered_model).logits
+        kl = torch.stack(  # [B, T] at each next-token position; one row's [T, V] in double at once
+            [
+                token_kl(torch.log_softmax(b.double(), -1), torch.log_softmax(s.double(), -1))
+                for b, s in zip(base, steered, strict=True)
+            ]
+        )
         predicts_answer = torch.zeros_like(batch.response_mask)
         predicts_answer[:, :-1] = batch.response_mask[:, 1:]  # position t predicts token t+1
         first = predicts_answer & ~torch.roll(predicts_answer, 1, dims=1)

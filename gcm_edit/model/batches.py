@@ -54,23 +54,6 @@ class TokenBatch:
         return self.prompt_mask | self.response_mask
 
 
-def response_logprob(model, batch: TokenBatch) -> torch.Tensor:
-    """Σ_t log π(response_t | prefix) per sequence, teacher-forced: shape [B].
-
-    The vocabulary projection and softmax are taken only from the first position that
-    predicts a response token on (prompt positions would cost as much and be thrown away)."""
-    starts = batch.response_mask.int().argmax(1)[batch.response_mask.any(1)]
-    first = max(int(starts.min()) - 1, 0) if len(starts) else 0  # predicts a first response token
-    logits = batch.run(model, logits_to_keep=batch.input_ids.shape[1] - first).logits[:, :-1]
-    predicts = batch.response_mask[:, first + 1 :]
-    rows = predicts.nonzero()[:, 0]
-    chosen = logits[predicts].to(torch.promote_types(logits.dtype, torch.float32))
-    targets = batch.input_ids[:, first + 1 :][predicts]
-    token_lp = torch.log_softmax(chosen, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    total = torch.zeros(len(batch.input_ids), dtype=token_lp.dtype, device=token_lp.device)
-    return total.index_add(0, rows, token_lp)
-
-
 def token_kl(base_logprobs: torch.Tensor, steered_logprobs: torch.Tensor) -> torch.Tensor:
     """KL(base ‖ steered) of the next-token distributions at each position: [..., V] → [...]."""
     return (base_logprobs.exp() * (base_logprobs - steered_logprobs)).sum(-1)

@@ -4,6 +4,12 @@ A method adds one tensor per step into `total` (so no graph is kept across steps
 `total` is summed across ranks at the end of the epoch and turned into scores [L, H].
 Predict loops shard work items without repeating any (unlike test loops under DDP), so
 the sum over ranks counts every pair exactly once.
+
+`--strategy fsdp` shards the model itself over the processes with FSDP2 (`fully_shard`, each
+decoder layer and then the rest) through Lightning's ModelParallelStrategy, which runs on CPUs
+over gloo (Lightning's FSDPStrategy refuses any accelerator but CUDA). Every rank then gathers
+each layer's weights together, so every rank must run as many steps: the work items are padded
+to a multiple of the processes with repeats that count zero.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader
 
-from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry, decoder_layers
 from gcm_edit.model.trainers import device_args, quiet_lightning
 from gcm_edit.pairs.contrastive import Pair
@@ -54,15 +59,30 @@ class Scorer(L.LightningModule):
         """Scores [layers, heads] from the all-reduced total; default: mean over pairs."""
         return total / len(self.pairs)
 
+    def configure_model(self) -> None:
+        """Under --strategy fsdp (a device mesh is set): shard the model; else leave it whole."""
+        if self.device_mesh is None:
+            return
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = self.device_mesh["data_parallel"]
+        for layer in decoder_layers(self.model):
+            fully_shard(layer, mesh=mesh)
+        fully_shard(self.model, mesh=mesh)
+
     def predict_step(self, batch, batch_idx: int) -> None:
-        self.total += self.contribution(batch).double()
+        batch, weight = batch
+        contribution = self.contribution(batch)  # run even when discarded: every rank gathers
+        if weight:  # 0: a repeat that only keeps the sharded ranks in step
+            self.total += contribution.double()
 
     def on_predict_epoch_end(self) -> None:
         total = self.trainer.strategy.reduce(self.total.clone(), reduce_op="sum")
         self.scores = self.finish(total).float().cpu()
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
-        return batch.to(device)
+        batch, weight = batch
+        return batch.to(device), weight
 
 
 @contextmanager
@@ -98,17 +118,12 @@ def make_trainer(model: torch.nn.Module, runtime: ScoringRuntime) -> L.Trainer:
     """A predict-only Trainer on the model's own device type."""
     device = next(model.parameters()).device
     strategy = runtime.strategy
-    if strategy == "fsdp" and device.type != "cuda":
-        raise GcmEditError(
-            "--strategy fsdp needs CUDA devices (Lightning's FSDP is GPU-only); "
-            "on CPU use --strategy ddp"
-        )
     if strategy == "auto" and runtime.devices > 1:
         strategy = "ddp"
     elif strategy == "fsdp":
-        from lightning.pytorch.strategies import FSDPStrategy
+        from lightning.pytorch.strategies import ModelParallelStrategy
 
-        strategy = FSDPStrategy(auto_wrap_policy={type(decoder_layers(model)[0])})
+        strategy = ModelParallelStrategy(data_parallel_size=runtime.devices, tensor_parallel_size=1)
     return L.Trainer(
         **device_args(device, runtime.devices),
         strategy=strategy,
@@ -121,13 +136,15 @@ def make_trainer(model: torch.nn.Module, runtime: ScoringRuntime) -> L.Trainer:
 
 
 def run_scorer(scorer: Scorer, runtime: ScoringRuntime) -> torch.Tensor:
-    """Run the scorer's predict loop; return scores [layers, heads] (on every rank)."""
+    """Run the scorer's predict loop; return scores [layers, heads] (on every rank). Under
+    --strategy fsdp the model is left sharded: load it again to use it whole."""
     model = scorer.model
     device = next(model.parameters()).device
+    items = [(item, 1) for item in scorer.work_items(runtime.batch_size)]
+    if runtime.strategy == "fsdp":
+        items += [(item, 0) for item, _ in items * runtime.devices][: -len(items) % runtime.devices]
     loader = DataLoader(
-        scorer.work_items(runtime.batch_size),
-        batch_size=1,
-        collate_fn=lambda items: scorer.collate(items[0]),
+        items, batch_size=1, collate_fn=lambda chosen: (scorer.collate(chosen[0][0]), chosen[0][1])
     )
     with checkpointed_layers(model, runtime.activation_checkpointing), quiet_lightning():
         trainer = make_trainer(model, runtime)

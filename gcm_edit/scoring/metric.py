@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from gcm_edit.model.batches import TokenBatch, response_logprob
+from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.logits import response_logprob
 from gcm_edit.pairs.contrastive import Pair
 
 

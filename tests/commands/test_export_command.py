@@ -119,6 +119,10 @@ def test_manifest(exported):
     for name, digest in manifest["files"].items():
         assert sha256_file(out / name) == digest
 
+    peaks = manifest["peak_rss_gb"]  # every stage that ran (this export was cold) has its peak
+    assert set(peaks) == {stage for stage, seconds in manifest["timings_s"].items() if seconds}
+    assert all(0.05 < gb < 64 for gb in peaks.values()), peaks
+
 
 def test_scores_files_agree_with_manifest(exported):
     """scores.csv has every head; the selected heads are its top-k with the same scores."""

@@ -25,7 +25,7 @@ STAGES = [
     "commands",
     "cli",
 ]
-FOUNDATION = {"errors", "cache", "output", "console", "tables", "version"}
+FOUNDATION = {"errors", "cache", "output", "console", "tables", "version", "memory"}
 
 
 def level(module: str) -> int:

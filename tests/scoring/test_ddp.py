@@ -1,4 +1,5 @@
-"""DDP on CPU (gloo, 2 processes) gives the same scores as one process, for every method."""
+"""DDP and FSDP on CPU (gloo, 2 processes) give the same scores as one process, for every
+method."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import torch
 from ddp_worker import METHODS, score_all
 from safetensors.torch import load_file
 
+from gcm_edit.steering.plan import select_heads
+
 TESTS = Path(__file__).parents[1]  # ddp_worker.py sits at the root of tests/
 WORKER = TESTS / "ddp_worker.py"
 
@@ -23,9 +26,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ddp_scores(tmp_path_factory) -> list[dict[str, torch.Tensor]]:
-    out = tmp_path_factory.mktemp("ddp")
+@pytest.fixture(scope="module", params=["ddp", "fsdp"])
+def ddp_scores(request, tmp_path_factory) -> list[dict[str, torch.Tensor]]:
+    out = tmp_path_factory.mktemp(request.param)
     port = str(_free_port())
     procs = []
     for rank in range(2):
@@ -39,7 +42,7 @@ def ddp_scores(tmp_path_factory) -> list[dict[str, torch.Tensor]]:
         }
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(WORKER), str(out / f"rank{rank}.safetensors")],
+                [sys.executable, str(WORKER), str(out / f"rank{rank}.safetensors"), request.param],
                 cwd=TESTS,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -60,14 +63,22 @@ def single_scores() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_ddp_equals_single_process(ddp_scores, single_scores, method):
-    """Scores are all-reduced: both ranks hold the full result, equal to one process's."""
+    """Scores are all-reduced: both ranks hold the full result, equal to one process's, and
+    select the same heads."""
     for rank_scores in ddp_scores:
         torch.testing.assert_close(rank_scores[method], single_scores[method], rtol=1e-5, atol=1e-6)
+        assert select_heads(rank_scores[method], 25) == select_heads(single_scores[method], 25)
     assert single_scores[method].abs().max() > 0
 
 
-def test_scoring_really_ran_distributed(ddp_scores):
-    """Equal scores would also come from two independent single-process runs: check the group."""
+def test_scoring_really_ran_distributed(ddp_scores, request):
+    """Equal scores would also come from two independent single-process runs: check the group,
+    and that FSDP really split the weights (each process held about half of them)."""
     for rank, rank_scores in enumerate(ddp_scores):
         assert rank_scores["world_size"].item() == 2
         assert rank_scores["rank"].item() == rank
+        held = rank_scores["held_share"].item()
+        if request.node.callspec.params["ddp_scores"] == "fsdp":
+            assert 0.4 < held < 0.6
+        else:
+            assert held == 1.0
