@@ -140,9 +140,11 @@ def run_scorer(scorer: Scorer, runtime: ScoringRuntime) -> torch.Tensor:
     --strategy fsdp the model is left sharded: load it again to use it whole."""
     model = scorer.model
     device = next(model.parameters()).device
-    items = [(item, 1) for item in scorer.work_items(runtime.batch_size)]
-    if runtime.strategy == "fsdp":
-        items += [(item, 0) for item, _ in items * runtime.devices][: -len(items) % runtime.devices]
+    work = scorer.work_items(runtime.batch_size)
+    items = [(item, 1) for item in work]
+    if runtime.strategy == "fsdp":  # repeats that count zero, up to a multiple of the ranks
+        missing = -len(work) % runtime.devices
+        items += [(work[i % len(work)], 0) for i in range(missing)]
     loader = DataLoader(
         items, batch_size=1, collate_fn=lambda chosen: (scorer.collate(chosen[0][0]), chosen[0][1])
     )
