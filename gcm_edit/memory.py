@@ -1,29 +1,43 @@
 """Peak resident memory per stage, so a manifest says what each stage needed (not only the
-process's peak). On Linux the kernel's high-water mark (VmHWM) is reset at a stage's start
-(`/proc/self/clear_refs`), so each stage's figure is its own; nested stages fold their peaks
-into the enclosing one. Elsewhere the figures are absent rather than wrong."""
+process's peak). Where the kernel lets the high-water mark (VmHWM) be reset
+(`/proc/self/clear_refs`), each stage's figure is the kernel's own; some kernels and sandboxes
+accept the reset and ignore it, so a probe checks that it works and otherwise a thread samples
+the resident size (VmRSS) every few milliseconds. Nested stages fold their peaks into the
+enclosing one. Without /proc the figures are absent rather than wrong."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+SAMPLE_SECONDS = 0.005
+_PROBE_BYTES = 64 * 1024 * 1024
 
 
-def rss_high_water_gb() -> float | None:
-    """The process's peak resident set size since the last reset, in GB (None off Linux)."""
+def _status_gb(field: str) -> float | None:
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024 / 1e9
     except OSError:
         return None
     return None
 
 
+def rss_gb() -> float | None:
+    """The process's resident set size now, in GB (None without /proc)."""
+    return _status_gb("VmRSS:")
+
+
+def rss_high_water_gb() -> float | None:
+    """The process's peak resident set size since the last reset, in GB (None without /proc)."""
+    return _status_gb("VmHWM:")
+
+
 def reset_high_water() -> bool:
-    """Set the peak to the current resident size; False where the kernel does not allow it."""
+    """Ask the kernel to set the peak to the current resident size; False where it refuses."""
     try:
         _CLEAR_REFS.write_text("5")
     except OSError:
@@ -31,26 +45,104 @@ def reset_high_water() -> bool:
     return True
 
 
-class StagePeaks:
-    """Peak RSS of each (possibly nested) stage: `enter()` before it, `leave(name)` after."""
+def kernel_reset_works() -> bool:
+    """Raise the peak with a transient 64 MB block, reset, and see whether the peak fell."""
+    if rss_high_water_gb() is None:
+        return False
+    block = bytearray(_PROBE_BYTES)
+    block[::4096] = b"x" * len(block[::4096])  # resident, not just reserved
+    del block
+    before = rss_high_water_gb() or 0.0
+    return reset_high_water() and (rss_high_water_gb() or before) < before - 0.03
 
-    def __init__(self) -> None:
-        self.peaks_gb: dict[str, float] = {}
-        self._open: list[float] = []  # the peak seen so far by each enclosing stage
-        self.enabled = rss_high_water_gb() is not None and reset_high_water()
 
-    def enter(self) -> None:
-        if not self.enabled:
-            return
-        if self._open:  # the reset below would lose what the enclosing stage has seen so far
-            self._open[-1] = max(self._open[-1], rss_high_water_gb() or 0.0)
-        self._open.append(0.0)
+class _KernelPeak:
+    """The kernel's high-water mark: exact, and free."""
+
+    name = "kernel high-water mark"
+
+    def mark(self) -> None:
         reset_high_water()
 
-    def leave(self, name: str) -> None:
-        if not self.enabled:
+    def peak(self) -> float:
+        return rss_high_water_gb() or 0.0
+
+    def stop(self) -> None:
+        pass
+
+
+class _SampledPeak:
+    """The largest resident size a background thread saw since `mark()`: misses spikes shorter
+    than SAMPLE_SECONDS (torch releases the interpreter lock inside its kernels, so large
+    tensors are seen)."""
+
+    name = f"resident size sampled every {SAMPLE_SECONDS * 1000:g} ms"
+
+    def __init__(self) -> None:
+        self._max = 0.0
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        now = rss_gb() or 0.0
+        with self._lock:
+            self._max = max(self._max, now)
+
+    def _loop(self) -> None:
+        while not self._done.wait(SAMPLE_SECONDS):
+            self._sample()
+
+    def mark(self) -> None:
+        with self._lock:
+            self._max = rss_gb() or 0.0
+        if self._thread is None:
+            self._done.clear()
+            self._thread = threading.Thread(target=self._loop, name="peak-rss", daemon=True)
+            self._thread.start()
+
+    def peak(self) -> float:
+        self._sample()
+        return self._max
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._done.set()
+            self._thread.join()
+            self._thread = None
+
+
+def _peak_source(kernel: bool | None = None) -> _KernelPeak | _SampledPeak | None:
+    if rss_gb() is None:
+        return None
+    return _KernelPeak() if (kernel_reset_works() if kernel is None else kernel) else _SampledPeak()
+
+
+class StagePeaks:
+    """Peak RSS of each (possibly nested) stage: `enter()` before it, `leave(name)` after.
+    `kernel`: force (True) or forbid (False) the kernel's mark; by default a probe decides."""
+
+    def __init__(self, kernel: bool | None = None) -> None:
+        self.peaks_gb: dict[str, float] = {}
+        self._open: list[float] = []  # the peak seen so far by each enclosing stage
+        self._source = _peak_source(kernel)
+        self.enabled = self._source is not None
+        self.method = self._source.name if self._source else None
+
+    def enter(self) -> None:
+        if self._source is None:
             return
-        peak = max(self._open.pop(), rss_high_water_gb() or 0.0)
+        if self._open:  # the mark below would lose what the enclosing stage has seen so far
+            self._open[-1] = max(self._open[-1], self._source.peak())
+        self._open.append(0.0)
+        self._source.mark()
+
+    def leave(self, name: str) -> None:
+        if self._source is None:
+            return
+        peak = max(self._open.pop(), self._source.peak())
         if self._open:
             self._open[-1] = max(self._open[-1], peak)
+        else:
+            self._source.stop()  # no stage open: no thread left running between stages
         self.peaks_gb[name] = round(max(self.peaks_gb.get(name, 0.0), peak), 3)

@@ -308,6 +308,7 @@ class Manifest(Section):
     dose_curve: list[DoseRow] | None = None
     timings_s: dict[str, float]
     peak_rss_gb: dict[str, float] = Field(default_factory=dict)  # per stage; empty off Linux
+    peak_rss_method: str | None = None  # how the peaks were read (gcm_edit.memory)
     files: dict[str, str]  # sha256 of each weight file
 
     def to_json(self) -> dict[str, Any]:

@@ -329,6 +329,7 @@ def export(settings: ExportSettings) -> Path | None:
             dose_curve=doses,
             timings_s={k: round(v, 2) for k, v in run.timings.items()},
             peak_rss_gb=run.peaks.peaks_gb,
+            peak_rss_method=run.peaks.method,
             files={
                 name: digest
                 for name, digest in sorted(hashes.items())

@@ -62,6 +62,7 @@ def score(settings: ScoreSettings) -> Path | None:
                 "top_heads": top,
                 "timings_s": {k: round(v, 2) for k, v in run.timings.items()},
                 "peak_rss_gb": run.peaks.peaks_gb,
+                "peak_rss_method": run.peaks.method,
             },
         )
     columns = [

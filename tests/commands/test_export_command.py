@@ -13,6 +13,7 @@ from gcm_edit.cache import sha256_file
 from gcm_edit.commands.settings import DEFAULT_ALPHA
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.memory import StagePeaks
 from gcm_edit.model.heads import add_to_heads
 from gcm_edit.steering.plan import SteeringPlan, n_selected
 
@@ -122,6 +123,7 @@ def test_manifest(exported):
     peaks = manifest["peak_rss_gb"]  # every stage that ran (this export was cold) has its peak
     assert set(peaks) == {stage for stage, seconds in manifest["timings_s"].items() if seconds}
     assert all(0.05 < gb < 64 for gb in peaks.values()), peaks
+    assert manifest["peak_rss_method"] == StagePeaks().method  # the kernel's mark or sampling
 
 
 def test_scores_files_agree_with_manifest(exported):
