@@ -7,7 +7,10 @@ for contrastive pairs (the cost does not depend on what the tokens say). Each po
 a fresh process and reports wall time and the process's peak RSS for
 
 - scoring: attribution patching (`score_heads`, batches of 8 pairs) on P pairs whose
-  responses are T tokens after a 32-token prompt;
+  responses are T tokens after a 32-token prompt, every layer's activations kept for the
+  backward pass (`--no-activation-checkpointing`);
+- scoring, recomputed: the same with each layer recomputed in the backward pass (the default,
+  `--activation-checkpointing`);
 - learned edit: `learn_edit` on P teacher answers of T tokens, 5% of the heads, rank 4,
   S optimiser steps of 4 answers (teacher states included; the KL constraint on 6 neutral
   prompts a step).
@@ -36,6 +39,9 @@ SIZES = {  # name: (hidden, intermediate, layers, heads, kv heads, vocabulary)
     "1B": (2048, 8192, 16, 32, 8, 128256),  # Llama-3.2-1B
 }
 PROMPT_TOKENS = 32
+RECOMPUTED = "scoring, recomputed"
+SCORING = ("scoring", RECOMPUTED)
+STAGES = (*SCORING, "edit")
 EDIT_STEPS = 4
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -86,12 +92,13 @@ def point(size: str, stage: str, pairs: int, tokens: int) -> dict:
     peaks = StagePeaks()
     start = time.perf_counter()
     peaks.enter()
-    if stage == "scoring":
+    if stage in SCORING:
         work = [
             Pair(f"q{i}", ids(PROMPT_TOKENS), ids(PROMPT_TOKENS), ids(tokens), ids(tokens), "", "")
             for i in range(pairs)
         ]
-        score_heads(model, work, deltas, 0, "attribution", ScoringRuntime(batch_size=8))
+        runtime = ScoringRuntime(batch_size=8, activation_checkpointing=stage == RECOMPUTED)
+        score_heads(model, work, deltas, 0, "attribution", runtime)
     else:
         tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
         prompt = PROMPT_TOKENS
@@ -121,9 +128,9 @@ def point(size: str, stage: str, pairs: int, tokens: int) -> dict:
 def plan(sizes: list[str], pairs: list[int], tokens: list[int]) -> list[tuple[str, str, int, int]]:
     """Every size at the smallest pairs/tokens; pairs and tokens swept on the smallest size."""
     base_p, base_t, small = min(pairs), min(tokens), sizes[0]
-    points = [(size, stage, base_p, base_t) for size in sizes for stage in ("scoring", "edit")]
+    points = [(size, stage, base_p, base_t) for size in sizes for stage in STAGES]
     points += [(small, "scoring", p, base_t) for p in pairs if p != base_p]
-    points += [(small, "scoring", base_p, t) for t in tokens if t != base_t]
+    points += [(small, stage, base_p, t) for t in tokens if t != base_t for stage in SCORING]
     points += [(small, "edit", p, base_t) for p in pairs if p != base_p]
     return points
 
@@ -132,7 +139,7 @@ def fit(rows: list[dict], stage: str) -> float | None:
     """Seconds per (billion parameters × thousand tokens), least squares through 0."""
     xs = [
         (r["params_m"] / 1e3) * (r["pairs"] * 2 * (PROMPT_TOKENS + r["tokens"]) / 1e3)
-        if stage == "scoring"
+        if stage in SCORING
         else (r["params_m"] / 1e3) * EDIT_STEPS * 4 * 2 * (PROMPT_TOKENS + r["tokens"]) / 1e3
         for r in rows
     ]
@@ -184,7 +191,7 @@ def main() -> None:
     table = ResultTable("time and peak memory (2 CPU cores, fp32)", columns, rows)
     print_tables(table)
     print(table.markdown())
-    for stage in ("scoring", "edit"):
+    for stage in STAGES:
         c = fit([r for r in rows if r["stage"] == stage], stage)
         if c and math.isfinite(c):
             print(f"{stage}: {c:.1f} s per (billion parameters × thousand tokens)")

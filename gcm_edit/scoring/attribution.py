@@ -29,7 +29,7 @@ class AttributionPatching(Scorer):
             probe = torch.zeros(
                 g.n_layers, g.n_heads * g.head_dim, device=self.device, requires_grad=True
             )
-            with add_to_heads(self.model, probe):
+            with add_to_heads(self.model, probe):  # the backward too: it may recompute layers
                 metric = mediation_metric(self.model, batch)
-            (grad,) = torch.autograd.grad(metric.sum(), probe)
+                (grad,) = torch.autograd.grad(metric.sum(), probe)
         return (grad.view(g.n_layers, g.n_heads, g.head_dim) * self.deltas).sum(-1)

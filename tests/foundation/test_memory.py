@@ -4,6 +4,7 @@ no figures (rather than wrong ones) where the kernel gives none."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -86,3 +87,31 @@ def test_without_the_kernel_figures_there_are_no_peaks(monkeypatch, tmp_path):
     peaks.enter()
     peaks.leave("stage")
     assert peaks.peaks_gb == {}
+
+
+_LEFT_FREE = """
+import torch
+from gcm_edit import memory
+torch.ones(2_000_000)  # an 8 MB block, freed: glibc now serves 1 MB blocks from its heap
+blocks, pins = [], []
+for _ in range(300):  # 1 MB blocks, each followed by a small live one
+    blocks.append(torch.ones(250_000))
+    pins.append(torch.ones(16))
+del blocks
+kept = memory.rss_gb()
+peaks = memory.StagePeaks()
+peaks.enter()
+peaks.leave("next")
+print(kept, memory.rss_gb(), peaks.peaks_gb["next"])
+"""
+
+
+@LINUX
+def test_a_stage_starts_without_the_free_memory_an_earlier_one_left():
+    """Freed blocks between live ones stay resident (glibc keeps them) until released; in a
+    fresh interpreter, where the heap is as glibc leaves it by default."""
+    run = subprocess.run([sys.executable, "-c", _LEFT_FREE], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    kept, after, peak = map(float, run.stdout.split())
+    assert kept > 0.45  # the 300 MB were still resident
+    assert after < kept - 0.2 and peak < kept - 0.2

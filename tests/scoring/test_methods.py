@@ -136,8 +136,12 @@ def test_probe_accuracy_separates_informative_heads():
     assert score[0] - 1.0 < 1 / (2 * n)  # the tie-breaker stays below one sample of accuracy
 
 
-def test_activation_checkpointing_recomputes_and_changes_nothing(model64, deltas64):
-    """Same scores, and each o_proj hook fires twice per step (forward + recomputation)."""
+@pytest.mark.parametrize("frozen", [False, True], ids=["trainable", "frozen"])
+def test_activation_checkpointing_recomputes_and_changes_nothing(model64, deltas64, frozen):
+    """Same scores, and each o_proj hook fires twice per step (forward + recomputation).
+    Frozen, as a loaded model is: then only the probe needs a gradient, so the recomputation
+    must still see it (it once ran after the probe was removed and saved nothing)."""
+    model64.requires_grad_(not frozen)
     pairs = make_pairs(3, seed=9)
     calls = {"n": 0}
 
@@ -146,7 +150,14 @@ def test_activation_checkpointing_recomputes_and_changes_nothing(model64, deltas
 
     handle = o_proj_modules(model64)[0].register_forward_pre_hook(count)
     try:
-        plain = scores(model64, pairs, deltas64, method="attribution", batch_size=3)
+        plain = scores(
+            model64,
+            pairs,
+            deltas64,
+            method="attribution",
+            batch_size=3,
+            activation_checkpointing=False,
+        )
         plain_calls, calls["n"] = calls["n"], 0
         ckpt = scores(
             model64,
