@@ -84,5 +84,5 @@ def build_adapter(model, plan: SteeringPlan):
             lora_a.weight[rows] = reads.to(lora_a.weight)
             columns = weight.double() @ writes.to(weight.device, torch.float64).T
             lora_b.weight[:, rows] = columns.to(lora_b.weight)
-    require_finite(peft_model, plan)
+    require_finite(peft_model.base_model.model, plan)
     return peft_model.eval()

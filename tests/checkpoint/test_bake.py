@@ -159,3 +159,24 @@ def test_rank1_bakes_natively_on_bias_less_families(model_type, tmp_path):
     assert not getattr(loaded.config, "attention_bias", False)
     assert loaded.model.layers[0].self_attn.o_proj.bias is None
     _assert_steered_and_exact(model, loaded, plan, _ids(4))
+
+
+def test_bake_copies_only_the_output_projections(llama_factory):
+    """The baked model shares every tensor but o_proj's with the base (no second embedding),
+    and writing the plan into its o_proj leaves the base's untouched."""
+    model = llama_factory("gqa_head_dim16", seed=5)
+    plan = _mixed_plan(model)  # additive, scaled and rank-1: biases and weights both change
+    o_proj = {f"model.layers.{i}.self_attn.o_proj.weight" for i in range(3)}
+    before = {name: p.clone() for name, p in model.named_parameters()}
+    baked = bake(model, plan)
+    base_tensors = dict(model.named_parameters())
+    for name, p in baked.named_parameters():
+        if name in o_proj:
+            assert p.data_ptr() != base_tensors[name].data_ptr()
+        elif name in base_tensors:
+            assert p is base_tensors[name], name
+        else:  # the biases the bake adds
+            assert name.endswith(".bias")
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p, before[name], rtol=0, atol=0)
+    assert not any(torch.equal(dict(baked.named_parameters())[n], before[n]) for n in o_proj)
