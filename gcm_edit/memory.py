@@ -138,8 +138,7 @@ class StagePeaks:
         self.peaks_gb: dict[str, float] = {}
         self._open: list[float] = []  # the peak seen so far by each enclosing stage
         self._source = _peak_source(kernel)
-        self.enabled = self._source is not None
-        self.method = self._source.name if self._source else None
+        self.method = self._source.name if self._source else None  # None: no figures
 
     def enter(self) -> None:
         release_freed_memory()
