@@ -15,7 +15,7 @@ a fresh process and reports wall time and the process's peak RSS for
   S optimiser steps of 4 answers (teacher states included; the KL constraint on 6 neutral
   prompts a step).
 
-    .venv/bin/python bench/scale.py            # make bench-scale; about 25 min on 2 cores
+    .venv/bin/python bench/scale.py  # make bench-scale (12 min before the recomputed points)
     .venv/bin/python bench/scale.py --sizes 135M --pairs 8 --tokens 64   # one quick point
 
 Prints one table and a fit of time against parameters × tokens, and writes
