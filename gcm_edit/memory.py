@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
 import threading
 from pathlib import Path
 
@@ -58,12 +59,13 @@ def release_freed_memory() -> None:
 
 
 def kernel_reset_works() -> bool:
-    """Raise the peak with a transient 64 MB block, reset, and see whether the peak fell."""
+    """Raise the peak with a transient 64 MB mapping, reset, and see whether the peak fell. The
+    block is mapped and unmapped directly, not through the allocator, which may keep a freed
+    block resident (then no reset could lower the peak and a working kernel would look broken)."""
     if rss_high_water_gb() is None:
         return False
-    block = bytearray(_PROBE_BYTES)
-    block[::4096] = b"x" * len(block[::4096])  # resident, not just reserved
-    del block
+    with mmap.mmap(-1, _PROBE_BYTES) as block:
+        block[:: mmap.PAGESIZE] = b"x" * (_PROBE_BYTES // mmap.PAGESIZE)  # resident, not reserved
     before = rss_high_water_gb() or 0.0
     return reset_high_water() and (rss_high_water_gb() or before) < before - 0.03
 
