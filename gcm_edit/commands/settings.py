@@ -137,7 +137,10 @@ class ScoringSettings(ConceptSettings):
         description="Heads patched per forward (activation, knockout).",
     )
     seed: int = Field(
-        _RUNTIME.seed, ge=0, lt=2**63, description="Seed for --method random and probe folds."
+        _RUNTIME.seed,
+        ge=0,
+        lt=2**63,
+        description="Seed for --method random, probe folds and learned edits.",
     )
     devices: int = Field(
         _RUNTIME.devices, ge=1, le=1024, description="Devices (processes) that score in parallel."
