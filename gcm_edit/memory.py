@@ -1,9 +1,9 @@
 """Peak resident memory per stage, so a manifest says what each stage needed (not only the
 process's peak). Where the kernel lets the high-water mark (VmHWM) be reset
-(`/proc/self/clear_refs`), each stage's figure is the kernel's own; some kernels and sandboxes
-accept the reset and ignore it, so a probe checks that it works and otherwise a thread samples
-the resident size (VmRSS) every few milliseconds. Nested stages fold their peaks into the
-enclosing one. Without /proc the figures are absent rather than wrong.
+(`/proc/self/clear_refs`), each stage's figure is the kernel's own; a kernel or sandbox may
+accept the reset and ignore it, so a probe checks that a reset lowers a raised peak and
+otherwise a thread samples the resident size (VmRSS) every few milliseconds. Nested stages
+fold their peaks into the enclosing one. Without /proc the figures are absent rather than wrong.
 
 Each stage starts by handing the heap's free pages back to the kernel: glibc keeps what freed
 tensors occupied (after scoring the default model, 2.3 GB of a 3.3 GB resident size), and
