@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto \
-	bench-gguf bench-distill bench-fluency bench-hostile bench-scale
+	bench-gguf bench-distill bench-fluency bench-hostile bench-scale \
+	bench-live-tensors
 
 setup: $(VENV)/.installed
 
@@ -61,6 +62,9 @@ bench-fluency: setup
 
 bench-scale: setup
 	$(BIN)/python bench/scale.py $(ARGS)
+
+bench-live-tensors: setup
+	$(BIN)/python bench/live_tensors.py $(ARGS)
 
 # steering-vectors pins transformers<5 but only needs module hooks: --no-deps keeps ours.
 bench-overhead: setup

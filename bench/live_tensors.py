@@ -1,0 +1,187 @@
+"""What holds the memory at each stage's peak: the live tensors, on the default model, from
+torch's own memory profiler (docs/results.md, "Memory per stage").
+
+Each stage runs once under `torch.profiler` (profile_memory, record_shapes, with_stack). The
+profiler records every allocation and free with the operator that made it, and its memory
+profile puts each tensor in a category (parameter, activation, temporary, gradient, input,
+autograd detail). Replaying the allocations finds the moment the stage's own live bytes peak
+(what existed before the stage, such as the weights, is not counted); the table lists the
+tensors live then, grouped by category, the operator that allocated them and the module they
+ran in (every layer's MLP activations are one row), largest group first. Workloads are one
+batch each, at the default job's sizes (random token ids: the sizes, not the words, set the
+memory): scoring 8 pairs of a 40-token prompt and two 96-token answers, with and without
+activation checkpointing; two distilled-edit steps of 4 answers; judging 32 answers
+(perplexity, then relevance); generating 96 tokens for 32 prompts.
+
+    .venv/bin/python bench/live_tensors.py              # every stage, a few minutes
+    .venv/bin/python bench/live_tensors.py --stages judging --top 5
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+PROMPT, ANSWER, BATCH, TOP = 40, 96, 8, 8
+
+
+def _allocated_by(event) -> tuple[str, str]:
+    """The outermost aten operator above an allocation, and the innermost module it ran in
+    (its class: "Linear", "LlamaMLP"; the layer's number is dropped so layers add up)."""
+    op, module, node = "?", "?", event.parent
+    while node is not None:
+        if node.name.startswith("aten::"):
+            op = node.name
+        elif node.name.startswith("nn.Module: ") and module == "?":
+            module = node.name.removeprefix("nn.Module: ").rsplit("_", 1)[0]
+        node = node.parent
+    return op, module
+
+
+def live_at_peak(prof) -> tuple[float, list[dict]]:
+    """Replay the profile's allocations: the stage's peak live bytes (GB) and what was live
+    then, grouped by category, allocating operator and module, largest group first."""
+    from torch._C._profiler import _EventType
+    from torch.profiler._memory_profiler import TensorKey
+
+    memory = prof._memory_profile()
+    allocations = sorted(
+        (e for e in memory._op_tree.dfs() if e.typed[0] == _EventType.Allocation),
+        key=lambda e: e.start_time_ns,
+    )
+    live: dict[int, tuple[int, tuple[str, str, str]]] = {}
+    total = peak = 0
+    at_peak: list[tuple[int, tuple[str, str, str]]] = []
+    for event in allocations:
+        fields = event.typed[1]
+        if fields.alloc_size > 0:
+            key = TensorKey.from_allocation(fields)
+            category = memory._categories.get(key, 0) if key is not None else None
+            group = (category.name.lower() if category else "unknown", *_allocated_by(event))
+            live[fields.ptr] = (fields.alloc_size, group)
+            total += fields.alloc_size
+            if total > peak:
+                peak, at_peak = total, list(live.values())
+        elif fields.ptr in live:  # a free of something allocated before the stage: not ours
+            total -= live.pop(fields.ptr)[0]
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for size, group in at_peak:
+        groups.setdefault(group, []).append(size)
+    rows = [
+        {
+            "category": c,
+            "op": o,
+            "module": m,
+            "mb": sum(v) / 1e6,
+            "n": len(v),
+            "largest_mb": max(v) / 1e6,
+        }
+        for (c, o, m), v in groups.items()
+    ]
+    return peak / 1e9, sorted(rows, key=lambda r: -r["mb"])
+
+
+def workloads(model, tokenizer) -> dict[str, Callable[[], object]]:
+    """Each stage's work, one batch at the default job's sizes."""
+    import torch
+
+    from gcm_edit.evaluation.fluency import perplexities
+    from gcm_edit.evaluation.relevance import relevance_pmi
+    from gcm_edit.model.generation import Decoding, generate
+    from gcm_edit.model.heads import HeadGeometry
+    from gcm_edit.pairs.contrastive import Pair
+    from gcm_edit.pairs.teacher import TeacherExample
+    from gcm_edit.scoring.methods import score_heads
+    from gcm_edit.scoring.runtime import ScoringRuntime
+    from gcm_edit.steering.distill import EditObjective, learn_edit
+
+    g = torch.Generator().manual_seed(0)
+    geometry = HeadGeometry.of(model.config)
+
+    def ids(n: int) -> list[int]:
+        return torch.randint(3, tokenizer.vocab_size, (n,), generator=g).tolist()
+
+    pairs = [
+        Pair(f"q{i}", ids(PROMPT), ids(PROMPT), ids(ANSWER), ids(ANSWER), "", "")
+        for i in range(BATCH)
+    ]
+    deltas = torch.randn(geometry.n_layers, geometry.n_heads, geometry.head_dim, generator=g)
+    examples = [
+        TeacherExample(f"q{i}", ids(PROMPT), ids(PROMPT + 8), ids(ANSWER), 0, "", 0)
+        for i in range(4)
+    ]
+    heads = [(i % geometry.n_layers, i % geometry.n_heads) for i in range(14)]  # 5% of 270
+    rows, cols = [h[0] for h in heads], [h[1] for h in heads]
+    goal = EditObjective(4, 0.05, 2, 0.5, 1.0, 0, 2, 6)
+    texts = tokenizer.batch_decode([ids(ANSWER) for _ in range(32)])
+    questions = [f"question {i}?" for i in range(32)]
+
+    def scoring(checkpointing: bool) -> Callable[[], object]:
+        runtime = ScoringRuntime(batch_size=BATCH, activation_checkpointing=checkpointing)
+        return lambda: score_heads(model, pairs, deltas, 0, "attribution", runtime)
+
+    return {
+        "scoring": scoring(False),
+        "scoring, recomputed": scoring(True),
+        "distilled edit": lambda: learn_edit(
+            model, tokenizer, examples, heads, 0.1 * deltas[rows, cols], torch.ones(14), goal, 4
+        ),
+        "judging": lambda: (
+            perplexities(model, tokenizer, texts, 32),
+            relevance_pmi(model, tokenizer, questions, texts, 32),
+        ),
+        "generation": lambda: generate(
+            model, tokenizer, [ids(PROMPT) for _ in range(32)], Decoding(max_new_tokens=ANSWER), 32
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", default=None, help="comma-separated; default: all")
+    parser.add_argument("--top", type=int, default=TOP)
+    args = parser.parse_args()
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gcm_edit.console import quiet_libraries
+    from gcm_edit.inputs.default_model import default_model_dir
+    from gcm_edit.tables import Column, ResultTable, print_tables
+
+    quiet_libraries()
+    model = AutoModelForCausalLM.from_pretrained(default_model_dir(), dtype=torch.float32).eval()
+    model.requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
+    work = workloads(model, tokenizer)
+    rows = []
+    for stage in args.stages.split(",") if args.stages else work:
+        with profile(
+            activities=[ProfilerActivity.CPU],
+            profile_memory=True,
+            record_shapes=True,
+            with_stack=True,
+        ) as prof:
+            work[stage]()
+        peak, groups = live_at_peak(prof)
+        rows += [{"stage": stage, "peak_gb": peak, **g} for g in groups[: args.top]]
+        print(f"{stage}: {peak:.2f} GB live at the peak", flush=True)
+    columns = [
+        Column("stage", lambda r: r["stage"]),
+        Column("live at peak GB", lambda r: r["peak_gb"], ".2f"),
+        Column("category", lambda r: r["category"]),
+        Column("allocated by", lambda r: r["op"]),
+        Column("in module", lambda r: r["module"]),
+        Column("tensors", lambda r: r["n"]),
+        Column("MB", lambda r: r["mb"], ".0f"),
+        Column("largest MB", lambda r: r["largest_mb"], ".1f"),
+    ]
+    title = "what is live at each stage's peak, largest groups first (default model)"
+    table = ResultTable(title, columns, rows)
+    print_tables(table)
+    print(table.markdown())
+
+
+if __name__ == "__main__":
+    main()
