@@ -38,35 +38,44 @@ def _allocated_by(event) -> tuple[str, str]:
     return op, module
 
 
-def live_at_peak(prof) -> tuple[float, list[dict]]:
+def live_at_peak(prof, categorise: bool) -> tuple[float, list[dict]]:
     """Replay the profile's allocations: the stage's peak live bytes (GB) and what was live
-    then, grouped by category, allocating operator and module, largest group first."""
+    then, grouped by category, allocating operator and module, largest group first. The
+    categories come from the profiler's data-flow analysis, which grows too slow for the
+    hundred thousand operators of a generation (there, under no_grad, there is nothing
+    saved for a backward pass to tell apart)."""
     from torch._C._profiler import _EventType
-    from torch.profiler._memory_profiler import TensorKey
+    from torch.profiler._memory_profiler import MemoryProfile, OpTree, TensorKey
 
-    memory = prof._memory_profile()
-    allocations = sorted(
-        (e for e in memory._op_tree.dfs() if e.typed[0] == _EventType.Allocation),
-        key=lambda e: e.start_time_ns,
-    )
-    live: dict[int, tuple[int, tuple[str, str, str]]] = {}
-    total = peak = 0
-    at_peak: list[tuple[int, tuple[str, str, str]]] = []
-    for event in allocations:
-        fields = event.typed[1]
-        if fields.alloc_size > 0:
-            key = TensorKey.from_allocation(fields)
-            category = memory._categories.get(key, 0) if key is not None else None
-            group = (category.name.lower() if category else "unknown", *_allocated_by(event))
-            live[fields.ptr] = (fields.alloc_size, group)
-            total += fields.alloc_size
-            if total > peak:
-                peak, at_peak = total, list(live.values())
-        elif fields.ptr in live:  # a free of something allocated before the stage: not ours
-            total -= live.pop(fields.ptr)[0]
+    result = prof.profiler.kineto_results
+    memory = MemoryProfile(result) if categorise else None
+    tree = memory._op_tree if memory else OpTree(result)
+    allocations = [e for e in tree.sorted_nodes if e.typed[0] == _EventType.Allocation]
+
+    def replay(until: int) -> tuple[int, int, dict[int, object]]:
+        """Live bytes after each allocation event up to `until`: the peak, where it was, and
+        what was live then (allocations made before the stage have no entry: not counted)."""
+        live: dict[int, object] = {}
+        total = peak = at = 0
+        for i, event in enumerate(allocations[:until]):
+            fields = event.typed[1]
+            if fields.alloc_size > 0:
+                live[fields.ptr] = event
+                total += fields.alloc_size
+                if total > peak:
+                    peak, at = total, i + 1
+            elif fields.ptr in live:
+                total -= live.pop(fields.ptr).typed[1].alloc_size
+        return peak, at, live
+
+    peak, at, _ = replay(len(allocations))
     groups: dict[tuple[str, str, str], list[int]] = {}
-    for size, group in at_peak:
-        groups.setdefault(group, []).append(size)
+    for event in replay(at)[2].values():
+        fields = event.typed[1]
+        key = TensorKey.from_allocation(fields)
+        category = memory._categories.get(key, 0) if memory and key is not None else None
+        name = category.name.lower() if category else "unknown" if memory else "–"
+        groups.setdefault((name, *_allocated_by(event)), []).append(fields.alloc_size)
     rows = [
         {
             "category": c,
@@ -164,9 +173,15 @@ def main() -> None:
             with_stack=True,
         ) as prof:
             work[stage]()
-        peak, groups = live_at_peak(prof)
+        peak, groups = live_at_peak(prof, categorise=stage != "generation")
         rows += [{"stage": stage, "peak_gb": peak, **g} for g in groups[: args.top]]
         print(f"{stage}: {peak:.2f} GB live at the peak", flush=True)
+        for g in groups[: args.top]:
+            print(
+                f"  {g['mb']:8.0f} MB  {g['n']:4d} × ≤{g['largest_mb']:.1f} MB  {g['category']}"
+                f"  {g['op']}  {g['module']}",
+                flush=True,
+            )
     columns = [
         Column("stage", lambda r: r["stage"]),
         Column("live at peak GB", lambda r: r["peak_gb"], ".2f"),
