@@ -176,12 +176,6 @@ def main() -> None:
         peak, groups = live_at_peak(prof, categorise=stage != "generation")
         rows += [{"stage": stage, "peak_gb": peak, **g} for g in groups[: args.top]]
         print(f"{stage}: {peak:.2f} GB live at the peak", flush=True)
-        for g in groups[: args.top]:
-            print(
-                f"  {g['mb']:8.0f} MB  {g['n']:4d} × ≤{g['largest_mb']:.1f} MB  {g['category']}"
-                f"  {g['op']}  {g['module']}",
-                flush=True,
-            )
     columns = [
         Column("stage", lambda r: r["stage"]),
         Column("live at peak GB", lambda r: r["peak_gb"], ".2f"),
