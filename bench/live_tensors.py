@@ -54,7 +54,9 @@ def live_at_peak(prof, categorise: bool) -> tuple[float, list[dict]]:
 
     def replay(until: int) -> tuple[int, int, dict[int, object]]:
         """Live bytes after each allocation event up to `until`: the peak, where it was, and
-        what was live then (allocations made before the stage have no entry: not counted)."""
+        what was live then (allocations made before the stage have no entry: not counted).
+        Run twice, to the end and then to the peak, rather than copying the live set at
+        every new high (quadratic over a generation's allocations)."""
         live: dict[int, object] = {}
         total = peak = at = 0
         for i, event in enumerate(allocations[:until]):
