@@ -2,11 +2,13 @@
 rankings and both edits (additive, rank-1), the probe, random and all-heads baselines, and
 learned scales, on the default model's verse recipe, measured on its validation split.
 
-    .venv/bin/python bench/pareto.py [--out DIR] [--n-validation N]
+    .venv/bin/python bench/pareto.py [--out DIR] [--n-validation N] [--old-judge]
 
 Runs `gcm-edit sweep` over the grids below (answers and scores come from the run cache, so a
 re-run only measures what is new; cold, about an hour on 2 CPU cores), writes
-pareto.png, pareto.csv, sweep.png and report.md to DIR and prints the frontier.
+pareto.png, pareto.csv, sweep.png and report.md to DIR and prints the frontier. With
+`--old-judge` the same answers and cached figures are judged with the fluency limits from
+before the reader labels (docs/results.md shows both frontiers side by side).
 """
 
 from __future__ import annotations
@@ -28,10 +30,27 @@ BASELINES = [  # at the default α: where the other selections sit
 ]
 
 
+def judge_as_before() -> None:
+    """Every recipe this process loads judges fluency as before the reader-labelled checks
+    (LEGACY_LIMITS); nothing else changes, so every answer and figure comes from the cache."""
+    import gcm_edit.commands.run as run_module
+    from gcm_edit.evaluation.fluency import LEGACY_LIMITS
+
+    load = run_module.load_recipe
+
+    def legacy(concept: str):
+        recipe = load(concept)
+        fluency = recipe.fluency.model_copy(update=LEGACY_LIMITS)
+        return recipe.model_copy(update={"fluency": fluency})
+
+    run_module.load_recipe = legacy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-pareto"))
     parser.add_argument("--n-validation", type=int, default=None)
+    parser.add_argument("--old-judge", action="store_true", help="fluency as before the labels")
     args = parser.parse_args()
 
     from gcm_edit.commands.settings import SweepSettings
@@ -39,6 +58,8 @@ def main() -> None:
     from gcm_edit.console import quiet_libraries
 
     quiet_libraries()
+    if args.old_judge:
+        judge_as_before()
     common = {"out": args.out, "force": True, "n_validation": args.n_validation}
     extra = tuple(SweepSettings(**grid, **common) for grid in BASELINES)
     sweep(SweepSettings(**MAIN, **common), extra)
