@@ -18,11 +18,11 @@ from gcm_edit.model.batches import TokenBatch
 CHUNK = 64  # positions per vocabulary projection
 
 
-def predicting_states(model, batch: TokenBatch) -> torch.Tensor:
-    """Final hidden states at the positions that predict each response token: [N, hidden],
-    row-major (sequence, then position), so two batches with the same responses line up.
-    Taken from the decoder inside a forward of the whole model (one position's logits): a
-    sharded model (FSDP) gathers its outer weights, the head's included, only there."""
+def final_states(model, batch: TokenBatch) -> torch.Tensor:
+    """Final hidden states at every position, [B, T, hidden]: `project` turns them into the
+    model's own next-token distributions. Taken from the decoder inside a forward of the
+    whole model (one position's logits): a sharded model (FSDP) gathers its outer weights,
+    the head's included, only there."""
     kept: list[torch.Tensor] = []
     hook = model.get_decoder().register_forward_hook(
         lambda _module, _args, output: kept.append(output.last_hidden_state)
@@ -31,7 +31,13 @@ def predicting_states(model, batch: TokenBatch) -> torch.Tensor:
         batch.run(model, logits_to_keep=1)
     finally:
         hook.remove()
-    return kept[0][:, :-1][batch.response_mask[:, 1:]]
+    return kept[0]
+
+
+def predicting_states(model, batch: TokenBatch) -> torch.Tensor:
+    """Final hidden states at the positions that predict each response token: [N, hidden],
+    row-major (sequence, then position), so two batches with the same responses line up."""
+    return final_states(model, batch)[:, :-1][batch.response_mask[:, 1:]]
 
 
 def project(model, hidden: torch.Tensor) -> torch.Tensor:
