@@ -95,35 +95,32 @@ def live_at_peak(prof, categorise: bool) -> tuple[float, list[dict]]:
 def workloads(model, tokenizer) -> dict[str, Callable[[], object]]:
     """Each stage's work, one batch at the default job's sizes."""
     import torch
+    from synthetic import (
+        ANSWERS_PER_STEP,
+        edit_objective,
+        random_pairs,
+        spread_heads,
+        teacher_answers,
+        token_source,
+    )
 
     from gcm_edit.evaluation.fluency import perplexities
     from gcm_edit.evaluation.relevance import relevance_pmi
     from gcm_edit.model.generation import Decoding, generate
     from gcm_edit.model.heads import HeadGeometry
-    from gcm_edit.pairs.contrastive import Pair
-    from gcm_edit.pairs.teacher import TeacherExample
     from gcm_edit.scoring.methods import score_heads
     from gcm_edit.scoring.runtime import ScoringRuntime
-    from gcm_edit.steering.distill import EditObjective, learn_edit
+    from gcm_edit.steering.distill import learn_edit
 
+    ids = token_source(tokenizer.vocab_size, 0)
     g = torch.Generator().manual_seed(0)
     geometry = HeadGeometry.of(model.config)
-
-    def ids(n: int) -> list[int]:
-        return torch.randint(3, tokenizer.vocab_size, (n,), generator=g).tolist()
-
-    pairs = [
-        Pair(f"q{i}", ids(PROMPT), ids(PROMPT), ids(ANSWER), ids(ANSWER), "", "")
-        for i in range(BATCH)
-    ]
+    pairs = random_pairs(ids, BATCH, PROMPT, ANSWER)
     deltas = torch.randn(geometry.n_layers, geometry.n_heads, geometry.head_dim, generator=g)
-    examples = [
-        TeacherExample(f"q{i}", ids(PROMPT), ids(PROMPT + 8), ids(ANSWER), 0, "", 0)
-        for i in range(4)
-    ]
-    heads = [(i % geometry.n_layers, i % geometry.n_heads) for i in range(14)]  # 5% of 270
+    examples = teacher_answers(ids, ANSWERS_PER_STEP, PROMPT, ANSWER)
+    heads = spread_heads(geometry.n_layers, geometry.n_heads)  # 14 of 270
     rows, cols = [h[0] for h in heads], [h[1] for h in heads]
-    goal = EditObjective(4, 0.05, 2, 0.5, 1.0, 0, 2, 6)
+    goal = edit_objective(2)
     texts = tokenizer.batch_decode([ids(ANSWER) for _ in range(32)])
     questions = [f"question {i}?" for i in range(32)]
 
@@ -135,7 +132,14 @@ def workloads(model, tokenizer) -> dict[str, Callable[[], object]]:
         "scoring": scoring(False),
         "scoring, recomputed": scoring(True),
         "distilled edit": lambda: learn_edit(
-            model, tokenizer, examples, heads, 0.1 * deltas[rows, cols], torch.ones(14), goal, 4
+            model,
+            tokenizer,
+            examples,
+            heads,
+            0.1 * deltas[rows, cols],
+            torch.ones(len(heads)),
+            goal,
+            ANSWERS_PER_STEP,
         ),
         "judging": lambda: (
             perplexities(model, tokenizer, texts, 32),

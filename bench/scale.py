@@ -68,49 +68,45 @@ def build(size: str):
 def point(size: str, stage: str, pairs: int, tokens: int) -> dict:
     """One measurement, in this (fresh) process."""
     import torch
+    from synthetic import (
+        ANSWERS_PER_STEP,
+        edit_objective,
+        random_pairs,
+        spread_heads,
+        teacher_answers,
+        token_source,
+    )
     from transformers import AutoTokenizer
 
     from gcm_edit.inputs.default_model import default_model_dir
     from gcm_edit.memory import StagePeaks
     from gcm_edit.model.heads import HeadGeometry
-    from gcm_edit.pairs.contrastive import Pair
-    from gcm_edit.pairs.teacher import TeacherExample
     from gcm_edit.scoring.methods import score_heads
     from gcm_edit.scoring.runtime import ScoringRuntime
-    from gcm_edit.steering.distill import EditObjective, learn_edit
+    from gcm_edit.steering.distill import learn_edit
 
     model = build(size)
     params = sum(p.numel() for p in model.parameters())
     geometry = HeadGeometry.of(model.config)
+    ids = token_source(49152, 1)  # the tokenizer's ids (the neutral prompts): valid in every size
     g = torch.Generator().manual_seed(1)
-    vocab = 49152  # the tokenizer's ids (the neutral prompts) are valid in every size
-
-    def ids(n: int) -> list[int]:
-        return torch.randint(3, vocab, (n,), generator=g).tolist()
-
     deltas = torch.randn(geometry.n_layers, geometry.n_heads, geometry.head_dim, generator=g)
     peaks = StagePeaks()
     start = time.perf_counter()
     peaks.enter()
     if stage in SCORING:
-        work = [
-            Pair(f"q{i}", ids(PROMPT_TOKENS), ids(PROMPT_TOKENS), ids(tokens), ids(tokens), "", "")
-            for i in range(pairs)
-        ]
+        work = random_pairs(ids, pairs, PROMPT_TOKENS, tokens)
         runtime = ScoringRuntime(batch_size=8, activation_checkpointing=stage == RECOMPUTED)
         score_heads(model, work, deltas, 0, "attribution", runtime)
     else:
         tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
-        prompt = PROMPT_TOKENS
-        examples = [
-            TeacherExample(f"q{i}", ids(prompt), ids(prompt + 8), ids(tokens), 0, "", 0)
-            for i in range(pairs)
-        ]
-        n_heads = max(1, round(0.05 * geometry.n_layers * geometry.n_heads))
-        heads = [(i % geometry.n_layers, i % geometry.n_heads) for i in range(n_heads)]
-        init = 0.1 * torch.randn(n_heads, geometry.head_dim, generator=g)
-        goal = EditObjective(4, 0.05, EDIT_STEPS, 0.5, 1.0, 0, EDIT_STEPS, 6)
-        learn_edit(model, tokenizer, examples, heads, init, torch.ones(n_heads), goal, 4)
+        examples = teacher_answers(ids, pairs, PROMPT_TOKENS, tokens)
+        heads = spread_heads(geometry.n_layers, geometry.n_heads)
+        init = 0.1 * torch.randn(len(heads), geometry.head_dim, generator=g)
+        goal = edit_objective(EDIT_STEPS)
+        learn_edit(
+            model, tokenizer, examples, heads, init, torch.ones(len(heads)), goal, ANSWERS_PER_STEP
+        )
     seconds = time.perf_counter() - start
     peaks.leave(stage)
     return {
