@@ -94,15 +94,8 @@ def live_at_peak(prof, categorise: bool) -> tuple[float, list[dict]]:
 
 def workloads(model, tokenizer) -> dict[str, Callable[[], object]]:
     """Each stage's work, one batch at the default job's sizes."""
+    import synthetic
     import torch
-    from synthetic import (
-        ANSWERS_PER_STEP,
-        edit_objective,
-        random_pairs,
-        spread_heads,
-        teacher_answers,
-        token_source,
-    )
 
     from gcm_edit.evaluation.fluency import perplexities
     from gcm_edit.evaluation.relevance import relevance_pmi
@@ -112,15 +105,15 @@ def workloads(model, tokenizer) -> dict[str, Callable[[], object]]:
     from gcm_edit.scoring.runtime import ScoringRuntime
     from gcm_edit.steering.distill import learn_edit
 
-    ids = token_source(tokenizer.vocab_size, 0)
+    ids = synthetic.token_source(tokenizer.vocab_size, 0)
     g = torch.Generator().manual_seed(0)
     geometry = HeadGeometry.of(model.config)
-    pairs = random_pairs(ids, BATCH, PROMPT, ANSWER)
+    pairs = synthetic.random_pairs(ids, BATCH, PROMPT, ANSWER)
     deltas = torch.randn(geometry.n_layers, geometry.n_heads, geometry.head_dim, generator=g)
-    examples = teacher_answers(ids, ANSWERS_PER_STEP, PROMPT, ANSWER)
-    heads = spread_heads(geometry.n_layers, geometry.n_heads)  # 14 of 270
+    examples = synthetic.teacher_answers(ids, synthetic.ANSWERS_PER_STEP, PROMPT, ANSWER)
+    heads = synthetic.spread_heads(geometry.n_layers, geometry.n_heads)  # 14 of 270
     rows, cols = [h[0] for h in heads], [h[1] for h in heads]
-    goal = edit_objective(2)
+    goal = synthetic.edit_objective(2)
     texts = tokenizer.batch_decode([ids(ANSWER) for _ in range(32)])
     questions = [f"question {i}?" for i in range(32)]
 
@@ -139,7 +132,7 @@ def workloads(model, tokenizer) -> dict[str, Callable[[], object]]:
             0.1 * deltas[rows, cols],
             torch.ones(len(heads)),
             goal,
-            ANSWERS_PER_STEP,
+            synthetic.ANSWERS_PER_STEP,
         ),
         "judging": lambda: (
             perplexities(model, tokenizer, texts, 32),

@@ -67,15 +67,8 @@ def build(size: str):
 
 def point(size: str, stage: str, pairs: int, tokens: int) -> dict:
     """One measurement, in this (fresh) process."""
+    import synthetic
     import torch
-    from synthetic import (
-        ANSWERS_PER_STEP,
-        edit_objective,
-        random_pairs,
-        spread_heads,
-        teacher_answers,
-        token_source,
-    )
     from transformers import AutoTokenizer
 
     from gcm_edit.inputs.default_model import default_model_dir
@@ -88,25 +81,24 @@ def point(size: str, stage: str, pairs: int, tokens: int) -> dict:
     model = build(size)
     params = sum(p.numel() for p in model.parameters())
     geometry = HeadGeometry.of(model.config)
-    ids = token_source(49152, 1)  # the tokenizer's ids (the neutral prompts): valid in every size
+    ids = synthetic.token_source(49152, 1)  # the tokenizer's ids: valid in every size
     g = torch.Generator().manual_seed(1)
     deltas = torch.randn(geometry.n_layers, geometry.n_heads, geometry.head_dim, generator=g)
     peaks = StagePeaks()
     start = time.perf_counter()
     peaks.enter()
     if stage in SCORING:
-        work = random_pairs(ids, pairs, PROMPT_TOKENS, tokens)
+        work = synthetic.random_pairs(ids, pairs, PROMPT_TOKENS, tokens)
         runtime = ScoringRuntime(batch_size=8, activation_checkpointing=stage == RECOMPUTED)
         score_heads(model, work, deltas, 0, "attribution", runtime)
     else:
         tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
-        examples = teacher_answers(ids, pairs, PROMPT_TOKENS, tokens)
-        heads = spread_heads(geometry.n_layers, geometry.n_heads)
+        examples = synthetic.teacher_answers(ids, pairs, PROMPT_TOKENS, tokens)
+        heads = synthetic.spread_heads(geometry.n_layers, geometry.n_heads)
         init = 0.1 * torch.randn(len(heads), geometry.head_dim, generator=g)
-        goal = edit_objective(EDIT_STEPS)
-        learn_edit(
-            model, tokenizer, examples, heads, init, torch.ones(len(heads)), goal, ANSWERS_PER_STEP
-        )
+        goal = synthetic.edit_objective(EDIT_STEPS)
+        batch = synthetic.ANSWERS_PER_STEP
+        learn_edit(model, tokenizer, examples, heads, init, torch.ones(len(heads)), goal, batch)
     seconds = time.perf_counter() - start
     peaks.leave(stage)
     return {
