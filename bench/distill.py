@@ -24,6 +24,8 @@ DISTILLED = ["--edit", "distilled"]
 VARIANTS: dict[str, list[str]] = {
     "distilled + on-policy": [*DISTILLED, "--edit-on-policy-steps", "40"],
     "mean-diff δ (paper)": ["--edit", "mean-diff"],
+    "mean-diff δ rank-1": ["--edit", "mean-diff", "--intervention", "rank1"],
+    "mean-diff δ KL budget 0.5": ["--edit", "mean-diff", "--kl-budget", "0.5"],
     "distilled vectors": [*DISTILLED, "--edit-rank", "0"],
     "distilled vectors + maps": DISTILLED,
     "random heads (distilled)": [*DISTILLED, "--method", "random"],
