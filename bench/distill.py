@@ -1,7 +1,8 @@
-"""Distilled edits side by side on held-out questions (docs/results.md): the paper's
-mean-difference δ, distilled vectors, distilled vectors + maps, GCM vs random vs all heads
-learned the same way, KL targets 0.1-1, and the residual-stream CAA baseline (one layer's
-mean difference, calibrated on validation, baked as that layer's o_proj bias).
+"""Distilled edits side by side on held-out questions (docs/results.md): the paper's mean-
+difference δ (additive, rank-1, and chosen by `--kl-budget 0.5`), distilled vectors, distilled
+vectors + maps, GCM vs random vs all heads learned the same way, KL targets 0.1-1, and the
+residual-stream CAA baseline (one layer's mean difference, calibrated on validation, baked as
+that layer's o_proj bias).
 
     .venv/bin/python bench/distill.py [--concept verse] [--model M] [--only a,b] [--n-heldout N]
 
