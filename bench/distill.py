@@ -1,5 +1,5 @@
-"""Distilled edits side by side on held-out questions (docs/results.md): the paper's mean-
-difference δ (additive, rank-1, and chosen by `--kl-budget 0.5`), distilled vectors, distilled
+"""Distilled edits side by side on held-out questions (docs/results.md): the paper's
+mean-difference δ (additive, rank-1, and chosen by `--kl-budget 0.5`), distilled vectors, distilled
 vectors + maps, GCM vs random vs all heads learned the same way, KL targets 0.1-1, and the
 residual-stream CAA baseline (one layer's mean difference, calibrated on validation, baked as
 that layer's o_proj bias).
