@@ -27,6 +27,15 @@ VARIANTS: dict[str, list[str]] = {
     "mean-diff δ (paper)": ["--edit", "mean-diff"],
     "mean-diff δ rank-1": ["--edit", "mean-diff", "--intervention", "rank1"],
     "mean-diff δ KL budget 0.5": ["--edit", "mean-diff", "--kl-budget", "0.5"],
+    "mean-diff δ learned scales": [
+        "--edit",
+        "mean-diff",
+        "--learn-scales",
+        "--rank-by",
+        "effect-per-kl",
+        "--k",
+        "10",
+    ],
     "distilled vectors": [*DISTILLED, "--edit-rank", "0"],
     "distilled vectors + maps": DISTILLED,
     "random heads (distilled)": [*DISTILLED, "--method", "random"],
@@ -98,12 +107,12 @@ def legacy_success(run, plan) -> dict:
 
 
 def options(argv: list[str]) -> dict:
-    """`--flag value` pairs (and bare `--force`) as ExportSettings fields."""
+    """`--flag value` pairs (and bare switches such as `--force`) as ExportSettings fields."""
     out, i = {}, 0
     while i < len(argv):
         key = argv[i].removeprefix("--").replace("-", "_")
         key = {"k": "k_percent"}.get(key, key)
-        if key == "force":
+        if i + 1 == len(argv) or argv[i + 1].startswith("--"):
             out[key], i = True, i + 1
         else:
             out[key], i = argv[i + 1], i + 2
