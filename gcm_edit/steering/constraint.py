@@ -46,8 +46,7 @@ class NeutralKL:
             batch = TokenBatch(*(t[rows] for t in vars(self.batch).values()))
             base = base[rows.to(base.device)]
         mask = batch.attention_mask.to(device)
-        logits = batch.to(device).run(model).logits
-        steered = torch.log_softmax(logits.float(), dim=-1)
+        steered = project(model, final_states(model, batch.to(device)))
         with torch.no_grad():
             reference = project(model, base)
         return (token_kl(reference, steered) * mask).sum() / mask.sum()
