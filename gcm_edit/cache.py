@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gcm_edit.console import console
+from gcm_edit.errors import GcmEditError
 
 T = TypeVar("T")
 # Bump when the layout of any cached artifact changes: older entries are then recomputed.
@@ -27,11 +28,35 @@ SCHEMA = 3
 
 
 def cache_root() -> Path:
-    """`GCM_EDIT_CACHE`, else `$XDG_CACHE_HOME/gcm-edit`, else `~/.cache/gcm-edit`."""
+    """`GCM_EDIT_CACHE`, else `$XDG_CACHE_HOME/gcm-edit`, else `~/.cache/gcm-edit`. Checked
+    on every call (a stat or two): one naming a file fails in one line before any work, not
+    with NotADirectoryError a minute in, when the first stage stores its result."""
     if env := os.environ.get("GCM_EDIT_CACHE"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gcm-edit"
+        root, source = Path(env), "GCM_EDIT_CACHE"
+    elif xdg := os.environ.get("XDG_CACHE_HOME"):
+        root, source = Path(xdg) / "gcm-edit", "XDG_CACHE_HOME"
+    else:
+        root, source = Path.home() / ".cache" / "gcm-edit", "the cache folder"
+    if (blocking := _not_a_folder(root)) is not None:
+        raise GcmEditError(
+            f"{source} {root}: {blocking} is not a folder; point GCM_EDIT_CACHE at a folder "
+            "you can write (it is created if missing)"
+        )
+    return root
+
+
+def _not_a_folder(root: Path) -> Path | None:
+    """The nearest existing path at or above `root` when it is not a folder (a file, a dead
+    link), else None. Unreadable parents are left to the first write to report."""
+    for path in (root, *root.parents):
+        try:
+            if path.is_dir():
+                return None
+            if path.exists() or path.is_symlink():
+                return path
+        except OSError:
+            return None
+    return None
 
 
 def stable_hash(*parts: Any) -> str:

@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel
 from safetensors.torch import load_file
 
+from gcm_edit.cache import sha256_file
 from gcm_edit.checkpoint import plain_runner
 from gcm_edit.checkpoint.gguf import EXACT_TYPES
 from gcm_edit.errors import GcmEditError
@@ -39,6 +40,33 @@ class Verification(BaseModel):
     n_prompts: int
     greedy_tokens: int
     tolerance: float = LOGIT_TOLERANCE
+
+
+def check_files(folder: Path, files: dict[str, str]) -> None:
+    """The weight files are the ones exported: each file gcm_edit.json lists has its recorded
+    sha256, and no weight file it does not list is there. The logit check below runs a few
+    prompts, so a change it does not reach (an embedding row, a late layer) passes it; this
+    does not. A model.gguf the manifest does not list is the user's own conversion (checked
+    by `--runtime llama.cpp`)."""
+    for name, expected in sorted(files.items()):
+        path = folder / name
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise GcmEditError(f"verification failed for {folder}: gcm_edit.json lists {name!r}")
+        if not path.is_file():
+            raise GcmEditError(
+                f"verification failed for {folder}: {name}, listed in gcm_edit.json, is missing"
+            )
+        if sha256_file(path) != expected:
+            raise GcmEditError(
+                f"verification failed for {folder}: {name} does not match its sha256 in "
+                "gcm_edit.json (changed after the export)"
+            )
+    for path in sorted(folder.glob("*.safetensors")):
+        if path.name not in files:
+            raise GcmEditError(
+                f"verification failed for {folder}: {path.name} is not in gcm_edit.json's "
+                "files (the export did not write it)"
+            )
 
 
 def run_plain(folder: Path, prompts: list[list[int]], greedy_tokens: int) -> dict:

@@ -10,6 +10,7 @@ from gcm_edit.checkpoint.verify import (
     VERIFY_PROMPTS,
     GgufVerification,
     Verification,
+    check_files,
     verify_export,
     verify_gguf,
 )
@@ -24,6 +25,7 @@ from gcm_edit.steering.plan import SteeringPlan
 def verify(settings: VerifySettings) -> Verification | GgufVerification:
     folder = settings.folder
     manifest = Manifest.read(folder)
+    check_files(folder, manifest.files)  # seconds, before minutes of loading models
     gguf = folder / "model.gguf"
     if settings.runtime == "llama.cpp":
         if not gguf.is_file():

@@ -6,12 +6,14 @@ import functools
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 
+from gcm_edit.cache import sha256_file
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME, default_model_dir
@@ -38,17 +40,70 @@ class ModelRef:
         return path.stem if path.suffix == ".gguf" else path.name
 
     def fingerprint(self) -> str:
-        """Changes when the weights or config change, so caches keyed on it stay honest."""
-        digest = hashlib.sha256(self.source.encode())
+        """Changes when what the model answers with changes (config, weights, tokenizer, chat
+        template, decoding defaults), so caches keyed on it stay honest. Hashes contents, not
+        the path or mtimes: weights rewritten in place are a new model, a moved or copied
+        folder is the same one."""
         folder = Path(self.source)
-        if folder.is_dir():
-            for path in sorted(folder.iterdir()):
-                if path.name == "config.json":
-                    digest.update(path.read_bytes())
-                elif path.suffix == ".safetensors":  # re-saved weights change mtime
-                    stat = path.stat()
-                    digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        if not folder.is_dir():  # a hub id: named by its downloaded revision, where known
+            revision = _hub_revision(self.source)
+            return hashlib.sha256(f"hub:{self.source}@{revision}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256()
+        for path in sorted(folder.iterdir()):
+            if (path.name.endswith(WEIGHTS) or path.name in FINGERPRINTED) and path.is_file():
+                digest.update(f"{path.name}\0{_file_sha256(path)}\n".encode())
         return digest.hexdigest()[:16]
+
+
+WEIGHTS = (".safetensors", ".safetensors.index.json")  # shards and the map of their tensors
+# The files besides the weights that change a model's answers: its config, decoding defaults
+# (eos ids), tokenizer and chat template.
+FINGERPRINTED = frozenset(
+    {
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "tokenizer.model",
+        "vocab.json",
+        "merges.txt",
+        "chat_template.jinja",
+        "chat_template.json",
+    }
+)
+# A file changed this recently may change again within one tick of a coarse ctime clock
+# (git's "racy clean" problem): its hash is not memoised.
+RACY_NS = 2_000_000_000
+_hashed: dict[tuple, str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file, hashed once per process while its stat is unchanged: the fingerprint
+    is asked for many times per run, and a model's weights are gigabytes. ctime is in the
+    key because no tool can set it back (os.utime restores mtime, not ctime)."""
+    stat = path.stat()
+    key = (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if (known := _hashed.get(key)) is not None:
+        return known
+    started = time.time_ns()
+    digest = sha256_file(path)
+    if started - stat.st_ctime_ns > RACY_NS:
+        _hashed[key] = digest
+    return digest
+
+
+def _hub_revision(repo_id: str) -> str | None:
+    """The commit of a hub model's downloaded snapshot (load_config fetched its config), or
+    None when nothing of it is cached locally."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # not a valid repo id for the hub client: named by the id alone
+        return None
+    return Path(found).parent.name if isinstance(found, str) else None
 
 
 def _gguf_hub_id(path: Path) -> str | None:
@@ -95,7 +150,7 @@ def resolve_model(name: str) -> ModelRef:
 
 
 def parse_device(text: str) -> str:
-    """`--device`: auto (CUDA when there is one, else the CPU) or a device this machine has,
+    """`--accelerator`: auto (CUDA when there is one, else the CPU) or a device this machine has,
     checked before any work, so a typo or a missing GPU is one line and not a crash mid-run."""
     if text == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -103,7 +158,7 @@ def parse_device(text: str) -> str:
         device = torch.device(text)
     except RuntimeError:
         raise GcmEditError(
-            f"--device {text!r} is not a device (auto, cpu, cuda, cuda:1, mps, ...)"
+            f"--accelerator {text!r} is not a device (auto, cpu, cuda, cuda:1, mps, ...)"
         ) from None
     counts = {
         "cpu": 1,
@@ -111,11 +166,12 @@ def parse_device(text: str) -> str:
         "mps": int(torch.backends.mps.is_available()),
     }
     if device.type not in counts:
-        raise GcmEditError(f"--device {text}: gcm-edit runs on cpu, cuda or mps")
+        raise GcmEditError(f"--accelerator {text}: gcm-edit runs on cpu, cuda or mps")
     n = counts[device.type]
     if (device.index or 0) >= n:
+        plural = "" if n == 1 else "s"
         raise GcmEditError(
-            f"--device {text}: this machine has {n} {device.type} device{'' if n == 1 else 's'}"
+            f"--accelerator {text}: this machine has {n} {device.type} device{plural}"
         )
     return text
 

@@ -21,15 +21,20 @@ from pydantic import (
     model_validator,
 )
 
-from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.datafiles import MAX_FILE_BYTES, MAX_TEXT_CHARS, read_columns
+from gcm_edit.inputs.recipe_checks import YAML_LOADER, check_overlap, yaml_line
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "recipes"
 # An answer of 32k tokens outruns every context window this tool supports: a typo, not a wish.
 MAX_NEW_TOKENS = 32768
-# libyaml's loader when PyYAML has it: ten times faster on a recipe of 200k questions
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A directive, a prefill or a base prompt's piece is an instruction or a few opening words;
+# with a question (MAX_TEXT_CHARS) the longest prompt stays inside an 8k-token context
+# (SmolLM2's), where a 70k-character directive asked for 39 GB.
+MAX_CUE_CHARS = 2_000
+# The offline judges a recipe may name: the built-in ones (gcm_edit/judges/), then those
+# added by `gcm_edit.judges.register_judge` (which appends here: inputs cannot import judges).
+JUDGE_NAMES: list[str] = ["verse", "refusal", "critique"]
 
 
 class Directive(BaseModel):
@@ -38,8 +43,8 @@ class Directive(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "user"] = "user"
     placement: Literal["prefix", "suffix"] = "suffix"
-    original: str = Field(min_length=1)
-    contrast: str = Field(min_length=1)
+    original: str = Field(min_length=1, max_length=MAX_CUE_CHARS)
+    contrast: str = Field(min_length=1, max_length=MAX_CUE_CHARS)
 
 
 class BasePrompt(BaseModel):
@@ -48,12 +53,12 @@ class BasePrompt(BaseModel):
     verification) and the directive's side (`original`, `contrast`) for training prompts."""
 
     model_config = ConfigDict(extra="forbid")
-    template: str = Field(min_length=1)
-    bare: str = ""
-    original: str | None = None
-    contrast: str | None = None
+    template: str = Field(min_length=1, max_length=MAX_CUE_CHARS)
+    bare: str = Field("", max_length=MAX_CUE_CHARS)
+    original: str | None = Field(None, max_length=MAX_CUE_CHARS)
+    contrast: str | None = Field(None, max_length=MAX_CUE_CHARS)
     # A base model does not end its turn: answers end before the first of these strings.
-    stop: list[Annotated[str, Field(min_length=1)]] = []
+    stop: list[Annotated[str, Field(min_length=1, max_length=MAX_CUE_CHARS)]] = []
 
     @model_validator(mode="after")
     def _slots(self) -> BasePrompt:
@@ -98,6 +103,12 @@ class Fluency(BaseModel):
     min_clause_words: float = Field(default=3.5, ge=0.0)
 
 
+def _known_judge(name: str) -> str:
+    if name not in JUDGE_NAMES:
+        raise ValueError(f"unknown judge {name!r}; known judges: {', '.join(JUDGE_NAMES)}")
+    return name
+
+
 def _non_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("empty text")
@@ -107,6 +118,7 @@ def _non_blank(text: str) -> str:
 NonBlank = Annotated[
     str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_non_blank)
 ]
+Cue = Annotated[str, Field(min_length=1, max_length=MAX_CUE_CHARS), AfterValidator(_non_blank)]
 
 
 class Prefill(BaseModel):
@@ -115,8 +127,8 @@ class Prefill(BaseModel):
     still decides which pairs are kept. Held-out questions are never prefilled."""
 
     model_config = ConfigDict(extra="forbid")
-    original: NonBlank | None = None
-    contrast: NonBlank | None = None
+    original: Cue | None = None
+    contrast: Cue | None = None
 
 
 class PromptPair(BaseModel):
@@ -158,7 +170,7 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     description: str = Field(min_length=1)
-    judge: Literal["verse", "refusal", "critique"]
+    judge: Annotated[str, AfterValidator(_known_judge)]  # JUDGE_NAMES: checked when loaded
     # What an LLM judge (--judge-url) is asked about each answer; default from `description`.
     judge_question: str | None = None
     directive: Directive | None = None
@@ -251,29 +263,6 @@ def recipe_path(concept: str) -> Path:
     return path
 
 
-def _yaml_line(text: str, loc: tuple) -> int | None:
-    """1-based line of the YAML node at `loc` (keys and list indices), or its nearest parent."""
-    node = yaml.compose(text, Loader=YAML_LOADER)
-    line = None
-    for part in loc:
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == part]
-            key = [k for k, _ in node.value if k.value == part]
-            if not match:
-                return line
-            line = key[0].start_mark.line + 1
-            node = match[0]
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line if line is not None else node.start_mark.line + 1
-
-
 def _read_columns(recipe_file: Path, field: str, source, columns: list[str]) -> list[list[str]]:
     path = (recipe_file.parent / source.file).resolve()
     return read_columns(path, columns, f"recipe {recipe_file}: field '{field}'")
@@ -342,29 +331,9 @@ def load_recipe(concept: str) -> Recipe:
             name, message = message.split(": ", 1)
             loc = (name,)
         field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _yaml_line(text, loc) if loc else None
+        line = yaml_line(text, loc) if loc else None
         where = f" line {line}" if line else ""
         raise GcmEditError(f"malformed recipe {path}{where}: field '{field}': {message}") from exc
     recipe = _materialise(recipe, path)
-    _warn_overlap(recipe, path)
+    check_overlap(recipe, path, text)
     return recipe
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.split()).casefold().rstrip(" .?!,;:")
-
-
-def _warn_overlap(recipe: Recipe, path: Path) -> None:
-    """Held-out questions that are also tuned on (validation) or trained on are not held out:
-    one warning line per overlap (the run goes on; the figures are the user's call)."""
-    heldout = {_normal(q) for q in recipe.heldout}
-    training = recipe.train if recipe.train is not None else [p.original for p in recipe.pairs]
-    for name, other in (("validation", recipe.validation), ("train", training)):
-        shared = heldout & {_normal(q) for q in other}
-        if shared:
-            console.print(
-                f"[yellow]warning:[/] recipe {path}: {len(shared)} of {len(heldout)} held-out "
-                f"questions are also {name} questions; keep the splits disjoint or the "
-                "held-out figures are not held out",
-                soft_wrap=True,
-            )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,37 @@ def quiet_lightning() -> Iterator[None]:
             logger.setLevel(level)
 
 
+@contextmanager
+def interrupts_raised(trainer) -> Iterator[None]:
+    """Around a Trainer call: Ctrl-C (and SIGTERM, which the CLI turns into it) comes out as
+    KeyboardInterrupt, so the CLI exits 130 with "error: interrupted". Lightning catches it,
+    shuts down, leaves Ctrl-C ignored and calls sys.exit(1) (lightning/pytorch/trainer/
+    call.py): an exit 1 with no word. Its `on_exception` hook tells that exit apart."""
+    from lightning.pytorch.callbacks import Callback
+
+    class NoteInterrupt(Callback):
+        caught = False
+
+        def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+            self.caught |= isinstance(exception, KeyboardInterrupt)
+
+    note = NoteInterrupt()
+    trainer.callbacks.append(note)
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    except SystemExit:
+        if not note.caught:
+            raise
+        raise KeyboardInterrupt from None
+    finally:
+        if note in trainer.callbacks:
+            trainer.callbacks.remove(note)
+        if handler is not None:  # Lightning set SIG_IGN: a second Ctrl-C must still work
+            signal.signal(signal.SIGINT, handler)
+
+
 def fit_steps(module, loader, steps: int, device: torch.device) -> None:
     """`steps` optimiser steps of `module` on `loader` (epochs as needed), with no logger,
     checkpoints or summary: the frozen-model learners' one way to train."""
@@ -52,4 +85,5 @@ def fit_steps(module, loader, steps: int, device: torch.device) -> None:
             enable_checkpointing=False,
             enable_model_summary=False,
         )
-        trainer.fit(module, train_dataloaders=loader)
+        with interrupts_raised(trainer):
+            trainer.fit(module, train_dataloaders=loader)

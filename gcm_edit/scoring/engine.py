@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader
 
 from gcm_edit.model.heads import HeadGeometry, decoder_layers
-from gcm_edit.model.trainers import device_args, quiet_lightning
+from gcm_edit.model.trainers import device_args, interrupts_raised, quiet_lightning
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.runtime import ScoringRuntime
 
@@ -150,6 +150,7 @@ def run_scorer(scorer: Scorer, runtime: ScoringRuntime) -> torch.Tensor:
     )
     with checkpointed_layers(model, runtime.activation_checkpointing), quiet_lightning():
         trainer = make_trainer(model, runtime)
-        trainer.predict(scorer, dataloaders=loader, return_predictions=False)
+        with interrupts_raised(trainer):
+            trainer.predict(scorer, dataloaders=loader, return_predictions=False)
     model.to(device)  # Lightning's teardown moves the module (and our shared model) to CPU
     return scorer.scores

@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny import random_plan
 
+from gcm_edit.cache import sha256_file
 from gcm_edit.checkpoint.bake import bake
-from gcm_edit.checkpoint.verify import verify_export
+from gcm_edit.checkpoint.verify import check_files, verify_export
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.plan import SteeringPlan
@@ -121,3 +122,48 @@ def test_verify_fails_closed_when_the_steered_model_overflows(
     huge.alpha = 1e39  # finite as a Python float, inf once applied in fp32
     with pytest.raises(GcmEditError, match="hooked steered model itself gives non-finite"):
         verify_export(tmp_path, model, huge, _prompts(tiny_tokenizer), 4)
+
+
+def _weights_folder(tmp_path):
+    """A folder of two weight files and the `files` its manifest would record for them."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    save_file({"w": torch.ones(3)}, str(folder / "model.safetensors"))
+    save_file({"v": torch.zeros(2)}, str(folder / "gcm_edit_plan.safetensors"))
+    files = {path.name: sha256_file(path) for path in folder.iterdir()}
+    return folder, files
+
+
+def test_check_files_accepts_the_files_as_exported(tmp_path):
+    folder, files = _weights_folder(tmp_path)
+    (folder / "model.gguf").write_bytes(b"GGUF")  # the user's own conversion: not listed
+    check_files(folder, files)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("sha", "model.safetensors does not match its sha256 in gcm_edit.json"),
+        ("weights", "model.safetensors does not match its sha256 in gcm_edit.json"),
+        ("missing", "model.safetensors, listed in gcm_edit.json, is missing"),
+        ("extra", "extra.safetensors is not in gcm_edit.json's files"),
+        ("outside", "gcm_edit.json lists '../model.safetensors'"),
+    ],
+)
+def test_check_files_fails_closed_in_one_line_naming_the_file(tmp_path, damage, message):
+    """A manifest recording other sha256s than the folder's weights, or weights changed after
+    the export, fail before any model is loaded."""
+    folder, files = _weights_folder(tmp_path)
+    if damage == "sha":
+        files["model.safetensors"] = "0" * 64
+    elif damage == "weights":
+        save_file({"w": torch.full((3,), 3.0)}, str(folder / "model.safetensors"))
+    elif damage == "missing":
+        (folder / "model.safetensors").unlink()
+    elif damage == "extra":
+        save_file({"x": torch.ones(1)}, str(folder / "extra.safetensors"))
+    else:
+        files["../model.safetensors"] = files.pop("model.safetensors")
+    with pytest.raises(GcmEditError, match="verification failed") as info:
+        check_files(folder, files)
+    assert message in str(info.value) and "\n" not in str(info.value)

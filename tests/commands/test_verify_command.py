@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from safetensors.torch import load_file, save_file
@@ -31,6 +32,20 @@ def test_verify_rejects_a_tampered_export(exported, tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: verification failed")
+
+
+def test_verify_rejects_a_manifest_recording_other_weights(exported, tmp_path):
+    """gcm_edit.json's sha256 of a weight file is checked: a wrong one fails, naming it."""
+    folder = copy_of_export(exported, tmp_path)
+    manifest = json.loads((folder / "gcm_edit.json").read_text())
+    assert "model.safetensors" in manifest["files"]
+    manifest["files"]["model.safetensors"] = "0" * 64
+    (folder / "gcm_edit.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(app, ["verify", str(folder)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: verification failed")
+    assert "model.safetensors does not match its sha256 in gcm_edit.json" in lines[0]
 
 
 def test_verify_needs_a_gcm_edit_folder(tmp_path):

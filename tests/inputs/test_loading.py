@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 
 import pytest
+from safetensors.torch import load_file, save_file
 from tiny import make_llama, make_tokenizer, write_tiny_gguf
 
 from gcm_edit.errors import GcmEditError
+from gcm_edit.inputs import loading
 from gcm_edit.inputs.loading import load_config, load_model, load_tokenizer, resolve_model
 
 
@@ -60,6 +65,73 @@ def test_fingerprint_follows_weights(tiny_model_dir):
     before = ref.fingerprint()
     make_llama("gqa_head_dim16", seed=123).save_pretrained(tiny_model_dir)
     assert ref.fingerprint() != before
+
+
+def _triple_an_o_proj_in_place(folder) -> None:
+    """Weights changed in place: same file, same size, its mtime put back (os.utime)."""
+    path = folder / "model.safetensors"
+    stat = path.stat()
+    weights = load_file(str(path))
+    name = next(n for n in sorted(weights) if n.endswith("o_proj.weight"))
+    weights[name] *= 3
+    save_file(weights, str(path), metadata={"format": "pt"})
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+
+
+@pytest.mark.parametrize("memoised", [False, True])
+def test_fingerprint_follows_weight_contents_not_mtime(tiny_model_dir, monkeypatch, memoised):
+    """A size- and mtime-preserving rewrite is a new model: its cached stages are not reused.
+    Also when the earlier hash was memoised (RACY_NS -1: every hash is kept): ctime moves."""
+    monkeypatch.setattr(loading, "RACY_NS", -1 if memoised else loading.RACY_NS)
+    ref = resolve_model(str(tiny_model_dir))
+    before = ref.fingerprint()
+    time.sleep(0.05)  # past a coarse ctime clock's tick
+    _triple_an_o_proj_in_place(tiny_model_dir)
+    assert ref.fingerprint() != before
+
+
+def test_fingerprint_ignores_where_the_folder_is(tiny_model_dir, tmp_path):
+    """A copied or moved model (its cache with it) keeps its fingerprint: no path in it."""
+    before = resolve_model(str(tiny_model_dir)).fingerprint()
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "elsewhere" / "tiny-llama")
+    assert resolve_model(str(copy)).fingerprint() == before
+    moved = shutil.move(str(copy), tmp_path / "moved")
+    assert resolve_model(str(moved)).fingerprint() == before
+
+
+def test_fingerprint_follows_the_chat_template(tiny_model_dir):
+    """The chat template changes every prompt, so every answer: it is in the key."""
+    ref = resolve_model(str(tiny_model_dir))
+    before = ref.fingerprint()
+    template = tiny_model_dir / "chat_template.jinja"
+    template.write_text(template.read_text().replace("assistant", "model"))
+    assert ref.fingerprint() != before
+
+
+def test_fingerprint_hashes_each_file_once_per_process(tiny_model_dir, monkeypatch):
+    """Asked for many times per run, the weights are read once (while their stat holds)."""
+    hashed = []
+    monkeypatch.setattr(loading, "RACY_NS", -1)
+    monkeypatch.setattr(loading, "_hashed", {})
+    monkeypatch.setattr(loading, "sha256_file", lambda path: hashed.append(path.name) or "0")
+    ref = resolve_model(str(tiny_model_dir))
+    assert (
+        ref.fingerprint() == ref.fingerprint() == resolve_model(str(tiny_model_dir)).fingerprint()
+    )
+    assert sorted(hashed) == sorted(set(hashed)) and "model.safetensors" in hashed
+
+
+def test_hub_fingerprint_follows_the_downloaded_revision(monkeypatch):
+    """A hub id names its weights by the snapshot commit fetched, not by the id alone."""
+    import huggingface_hub
+
+    ref = resolve_model("org/model")
+    fingerprints = []
+    for found in (None, "/hub/models--org--model/snapshots/abc/config.json", "/x/def/config.json"):
+        monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *_a, f=found: f)
+        fingerprints.append(ref.fingerprint())
+    assert len(set(fingerprints)) == 3
 
 
 def test_tokenizer_pad_defaults_to_eos(tmp_path):

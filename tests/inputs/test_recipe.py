@@ -10,7 +10,7 @@ import yaml
 
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.prompts import training_prompts
-from gcm_edit.inputs.recipe import BUILTIN_DIR, Recipe, builtin_names, load_recipe
+from gcm_edit.inputs.recipe import BUILTIN_DIR, MAX_CUE_CHARS, Recipe, builtin_names, load_recipe
 
 
 def _valid() -> dict:
@@ -262,3 +262,87 @@ def test_blank_row_in_data_file(tmp_path, data_files):
     path = _write(tmp_path, _case(validation={"file": "data/blank.jsonl"}))
     with pytest.raises(GcmEditError, match="blank.jsonl line 2: column 'question' is empty"):
         load_recipe(str(path))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"distill": _valid()["heldout"]}, "distill"),  # the probe: distillation pool = held-out
+        ({"distill": {"file": "data/pool.jsonl"}}, "distill"),
+        ({"train": ["Why is the sky blue?", "why do CATS purr"]}, "train"),
+        (
+            {
+                "directive": _DELETE,
+                "train": _DELETE,
+                "pairs": [{"original": "Why do cats purr?", "contrast": "Why do cats hiss?"}],
+            },
+            "pairs",
+        ),
+    ],
+)
+def test_training_on_held_out_questions_is_refused(tmp_path, changes, field):
+    """Held-out questions trained on (train, pairs, the distillation pool) are not held out:
+    one line naming the field and its YAML line, before any model is loaded."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "pool.jsonl").write_text('{"question": "Why do cats purr?"}\n')
+    text = yaml.safe_dump(_case(**changes), sort_keys=False)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.startswith(f"{field}:"))
+    with pytest.raises(GcmEditError) as info:
+        load_recipe(str(_write(tmp_path, text)))
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"line {line}: field '{field}': 1 of 1 held-out questions are trained on" in message
+    assert "'why do cats purr'" in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "split"),
+    [
+        ({"validation": ["What is rain?", "Why do cats purr?"]}, "1 of 1 held-out"),
+        ({"distill": ["what is rain", "Why is grass green?"]}, "1 of 2 distill"),
+        ({"train": ["Why is the sky blue?", "What is rain?"]}, "1 of 2 train"),
+    ],
+)
+def test_validation_overlap_is_one_warning_line(tmp_path, capsys, changes, split):
+    """A validation question in another split biases tuning: warned, and the recipe loads."""
+    load_recipe(str(_write(tmp_path, _case(**changes))))
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 1
+    assert f"{split} questions are also validation questions" in warnings[0]
+
+
+def test_distilling_on_the_training_questions_is_fine(tmp_path, capsys):
+    """The default pool is the training questions: no error, no warning."""
+    recipe = load_recipe(str(_write(tmp_path, _case(distill=_valid()["train"]))))
+    assert recipe.distill_questions() == _valid()["train"]
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"directive": {"original": "a", "contrast": "x" * 70_000}}, "directive.contrast"),
+        ({"prefill": {"contrast": "Sure! " * 400}}, "prefill.contrast"),
+        (
+            {"base_prompt": {"template": "Q: {question}\n{cue}" + "." * 2_000}},
+            "base_prompt.template",
+        ),
+    ],
+)
+def test_prompt_text_is_bounded_in_one_line(tmp_path, changes, field):
+    """A 70,000-character directive once asked for 39 GB: refused, naming field and limit."""
+    with pytest.raises(GcmEditError) as info:
+        load_recipe(str(_write(tmp_path, _case(**changes))))
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"field '{field}': String should have at most {MAX_CUE_CHARS} characters" in message
+
+
+def test_builtin_prompt_text_is_well_within_the_bound():
+    """The shipped directives and prefills are a small fraction of MAX_CUE_CHARS."""
+    for name in builtin_names():
+        recipe = load_recipe(name)
+        texts = [*recipe.prefill.model_dump().values()]
+        if recipe.directive is not None:
+            texts += [recipe.directive.original, recipe.directive.contrast]
+        assert max(len(t or "") for t in texts) < MAX_CUE_CHARS // 10
