@@ -16,7 +16,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import tempfile
 from pathlib import Path
+
+from fluency import judged_as_before
 
 from gcm_edit.evaluation.rates import Rate
 from gcm_edit.tables import Column, ResultTable, print_tables
@@ -29,8 +32,7 @@ VARIANTS: dict[str, list[str]] = {
     "mean-diff δ KL budget 0.5": ["--edit", "mean-diff", "--kl-budget", "0.5"],
     "mean-diff δ learned scales": [
         "--edit",
-        "mean-diff",
-        "--learn-scales",
+        "scales",
         "--rank-by",
         "effect-per-kl",
         "--k",
@@ -70,7 +72,10 @@ def row(
     }
 
 
-def export_variant(name: str, args: list[str], common: list[str], folder: Path) -> dict:
+def export_variant(
+    name: str, args: list[str], common: list[str], folder: Path, legacy: str
+) -> dict:
+    """Export one variant; `legacy`: the recipe judged as before the reader labels."""
     from gcm_edit.commands.export import export
     from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
@@ -83,26 +88,23 @@ def export_variant(name: str, args: list[str], common: list[str], folder: Path) 
     export(settings)
     manifest = json.loads((out / "gcm_edit.json").read_text())
     heads = len({(h["layer"], h["head"]) for h in manifest["steering"]["heads"]})
-    run = SteeringRun(settings)
-    legacy = legacy_success(run, SteeringPlan.load(out))
+    judged_before = SteeringRun(ExportSettings(**{**options(argv), "concept": legacy}))
+    success = legacy_success(judged_before, SteeringPlan.load(out))
     return row(
-        name, heads, manifest["metrics"], manifest["retention"], manifest["capability"], legacy
+        name, heads, manifest["metrics"], manifest["retention"], manifest["capability"], success
     )
 
 
 def legacy_success(run, plan) -> dict:
-    """Held-out success of `plan` and of the prompting reference with the fluency limits as
-    they were before the reader-labelled checks (answers and figures come from the cache)."""
-    from gcm_edit.evaluation.fluency import LEGACY_LIMITS
-
+    """Held-out success of `plan` and of the prompting reference, judged by `run` (on the
+    recipe judged as before the reader-labelled checks; answers and figures come from the
+    cache)."""
     questions = run.recipe.heldout[: run.settings.n_heldout]
     texts = {"steered": run.answers("held-out answers (steered)", questions, plan)}
     if run.recipe.directive is not None:
         texts["prompted"] = run.answers(
             "held-out answers (prompted)", questions, None, directive=run.recipe.directive
         )
-    legacy = run.recipe.fluency.model_copy(update=LEGACY_LIMITS)
-    run.recipe = run.recipe.model_copy(update={"fluency": legacy})
     return {k: run.judged(questions, t).success.model_dump() for k, t in texts.items()}
 
 
@@ -119,8 +121,9 @@ def options(argv: list[str]) -> dict:
     return out
 
 
-def caa(common: list[str]) -> dict:
-    """The CAA baseline: layer × coefficient chosen on validation, then judged held-out."""
+def caa(common: list[str], legacy: str) -> dict:
+    """The CAA baseline: layer × coefficient chosen on validation, then judged held-out
+    (`legacy`: the recipe judged as before the reader labels)."""
     from gcm_edit.commands.candidates import measure
     from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.heldout import evaluate_heldout
@@ -145,8 +148,9 @@ def caa(common: list[str]) -> dict:
     retention = run.retention(plan).model_dump()
     capability = run.capability(plan).model_dump()
     dumped = {k: v.model_dump() for k, v in metrics.items()}
-    legacy = legacy_success(run, plan)
-    return row(CAA, len(plan.steered_heads), dumped, retention, capability, legacy)
+    judged_before = SteeringRun(settings.model_copy(update={"concept": legacy}), run.model)
+    success = legacy_success(judged_before, plan)
+    return row(CAA, len(plan.steered_heads), dumped, retention, capability, success)
 
 
 def rate(value: dict | None) -> str:
@@ -173,10 +177,14 @@ def main() -> None:
     common += ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
     wanted = args.only.split(",") if args.only else [*VARIANTS, CAA]
     folder = RESULTS / "distill" / (Path(args.model).stem if args.model else "")
-    rows = [
-        caa(common) if name == CAA else export_variant(name, VARIANTS[name], common, folder)
-        for name in wanted
-    ]
+    with tempfile.TemporaryDirectory(prefix="gcm-distill-") as tmp:
+        legacy = judged_as_before(args.concept, Path(tmp))
+        rows = [
+            caa(common, legacy)
+            if name == CAA
+            else export_variant(name, VARIANTS[name], common, folder, legacy)
+            for name in wanted
+        ]
     RESULTS.mkdir(exist_ok=True)
     with open(RESULTS / "distill.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -15,31 +15,17 @@ import statistics
 import time
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=None, help="held-out questions (default all)")
-    args = parser.parse_args()
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from gcm_edit.commands.export_settings import ExportSettings
-    from gcm_edit.commands.steering_run import SteeringRun
-    from gcm_edit.console import quiet_libraries
+def timed_parts(run, plan, questions: list[str], batch: int) -> tuple:
+    """Each part of the evaluation, timed once, uncached: (part, seconds) rows, the base and
+    steered answers, and the factual capability."""
     from gcm_edit.evaluation.answers import answer_questions, judge_answers
     from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
     from gcm_edit.evaluation.fluency import perplexities
-    from gcm_edit.evaluation.relevance import MIN_PMI, relevance_pmi
+    from gcm_edit.evaluation.relevance import relevance_pmi
     from gcm_edit.evaluation.retention import base_continuations, measure_retention
     from gcm_edit.inputs.factual import factual_items
 
-    quiet_libraries()
-    s = ExportSettings()
-    run = SteeringRun(s)
-    plan = run.plan(s.positions, s.alpha, s.k_percent, s.method, s.intervention)
     model, tok, recipe = run.model, run.tokenizer, run.recipe
-    questions = recipe.heldout[: args.n]
-    batch = s.generation_batch
     timings: list[tuple[str, float]] = []
 
     def timed(name: str, job):
@@ -49,9 +35,7 @@ def main() -> None:
         return value
 
     def answer(plan_=None, directive=None, qs=questions, decoding=run.decoding):
-        return answer_questions(
-            model, tok, qs, decoding, s.generation_batch, plan_, "bench", directive
-        )
+        return answer_questions(model, tok, qs, decoding, batch, plan_, "bench", directive)
 
     base = timed(f"answers, base ({len(questions)})", answer)
     steered = timed(f"answers, steered ({len(questions)})", lambda: answer(plan))
@@ -82,6 +66,30 @@ def main() -> None:
         for name, p in (("base", None), ("steered", plan))
     }
     capability = Capability.judge(items, facts["base"], facts["steered"])
+    return timings, base, steered, capability
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=None, help="held-out questions (default all)")
+    args = parser.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from gcm_edit.commands.export_settings import ExportSettings
+    from gcm_edit.commands.steering_run import SteeringRun
+    from gcm_edit.console import quiet_libraries
+    from gcm_edit.evaluation.relevance import MIN_PMI, relevance_pmi
+
+    quiet_libraries()
+    s = ExportSettings(edit="mean-diff")  # the α·δ plan (a distilled export's start plan)
+    run = SteeringRun(s)
+    plan = run.plan(s.positions, s.alpha, s.k_percent, s.method, s.edit.intervention)
+    model, tok = run.model, run.tokenizer
+    questions = run.recipe.heldout[: args.n]
+    batch = s.generation_batch
+    timings, base, steered, capability = timed_parts(run, plan, questions, batch)
 
     table = Table(title=f"Evaluation parts on {run.model_ref.name} (uncached, batch {batch})")
     table.add_column("part")

@@ -13,6 +13,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import yaml
+
 from gcm_edit.evaluation.fluency import LEGACY_LIMITS, fluency_figures, passes
 from gcm_edit.inputs.recipe import load_recipe
 from gcm_edit.tables import Column, ResultTable, print_tables
@@ -36,6 +38,18 @@ def verdicts(labels: list[dict], legacy: bool = False) -> list[bool]:
         )
         for row in labels
     ]
+
+
+def judged_as_before(concept: str, folder: Path) -> str:
+    """A copy of `concept`'s recipe in `folder` (its data files read in) that judges fluency
+    as before the reader-labelled checks (LEGACY_LIMITS): its path, for --concept. Nothing
+    the run cache keys on changes, so answers and judged figures come from the cache."""
+    recipe = load_recipe(concept)
+    data = json.loads(recipe.model_dump_json(exclude_defaults=True))
+    data["fluency"] = recipe.fluency.model_copy(update=LEGACY_LIMITS).model_dump()
+    path = folder / f"{recipe.name}-judged-as-before.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return str(path)
 
 
 def agreement(labels: list[dict], judged: list[bool]) -> dict:

@@ -10,162 +10,45 @@ TMPDIR and GCM_EDIT_CACHE, so anything written outside --out and the cache is se
 classed by what a user would call a defect: a traceback, an internal error (exit 1) on bad
 input, a silent wrong result, or a leftover (a file outside --out and the cache, a lock or a
 staging folder after the run). Prints one table and writes bench/results/hostile.csv; about
-10 minutes on 2 CPU cores (the cases that run work use a tiny random model).
+10 minutes on 2 CPU cores (the cases that run work use a tiny random model, judged by a
+double: hostile_kit.py). The cases: hostile_cases.py (recipes, models, outputs),
+hostile_options.py, hostile_runs.py (export runs) and hostile_commands.py (other commands).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from hostile_cases import models, outputs, recipes
+from hostile_commands import sweep_calibrate, verify_eval
+from hostile_kit import ROOT, Case, Outcome, Sandbox
+from hostile_options import options
+from hostile_runs import (
+    cache,
+    concurrency,
+    full_disk,
+    hub,
+    interruptions,
+    prepare_sandbox,
+    unmount,
+)
+
 RESULTS = ROOT / "bench" / "results"
-Check = Callable[["Sandbox", "Outcome"], str]
 
 
-class ContrastSideJudge:
-    """The command tests' judge double (tests/commands/conftest.py): a random tiny model never
-    writes verse, so the concept is "present" exactly in the contrast answers of the pairs
-    (judged first, originals then contrasts) and in everything judged after them."""
-
-    label = "calls"
-
-    def __init__(self, n_questions: int):
-        self.n_questions, self.calls = n_questions, 0
-
-    def __call__(self, text: str) -> bool:
-        self.calls += 1
-        return self.calls > self.n_questions
-
-    def grade(self, text: str) -> float:
-        return 0.0
-
-
-def launch() -> None:
-    """`gcm-edit` with sys.argv; the runs that name --n-train (the tiny model's) are judged by
-    the double above."""
-    import gcm_edit.commands.run as run
-    from gcm_edit.cli.app import app
-
-    args = sys.argv[1:]
-    if "--n-train" in args:
-        n_train = int(args[max(i for i, a in enumerate(args) if a == "--n-train") + 1])
-        run.make_judge = lambda *_args: ContrastSideJudge(n_train)
-    app()
-
-
-@dataclass
-class Outcome:
-    rc: int
-    output: str
-    seconds: float
-
-    @property
-    def last_line(self) -> str:
-        lines = [line for line in self.output.strip().splitlines() if line.strip()]
-        return lines[-1] if lines else ""
-
-
-@dataclass
-class Case:
-    """`argv` after `gcm-edit`; `expect`: 0 (works), 2 (refused in one line), 130
-    (interrupted); `says`: what the last line must contain; `outs`: paths the run may write
-    (relative to the sandbox); `prepare` builds inputs; `act` replaces the plain run (kills,
-    concurrency); `check` returns a problem the exit code cannot show ("" when none)."""
-
-    group: str
-    name: str
-    argv: list[str] = field(default_factory=list)
-    expect: int = 2
-    says: str = ""
-    outs: list[str] = field(default_factory=list)
-    prepare: Callable[[Sandbox], None] | None = None
-    act: Callable[[Sandbox, Case], Outcome] | None = None
-    check: Check | None = None
-    env: dict[str, str] = field(default_factory=dict)
-
-
-class Sandbox:
-    """A folder standing in for a user's machine: home, work folder, temp, cache, inputs."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        for name in ("home", "work", "tmp", "cache", "in"):
-            (root / name).mkdir(parents=True, exist_ok=True)
-        self.home, self.work, self.tmp = root / "home", root / "work", root / "tmp"
-        self.cache, self.inputs = root / "cache", root / "in"
-
-    def env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "XDG_", "GCM_"))}
-        env.update(
-            HOME=str(self.home),
-            TMPDIR=str(self.tmp),
-            GCM_EDIT_CACHE=str(self.cache),
-            HF_HUB_OFFLINE="1",
-            PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'bench'}",
-            COLUMNS="200",
-        )
-        env.update({k: self.expand([v])[0] for k, v in extra.items()})
-        return env
-
-    def command(self, argv: list[str]) -> list[str]:
-        return [sys.executable, "-c", "import hostile; hostile.launch()", *argv]
-
-    def expand(self, argv: list[str]) -> list[str]:
-        return [a.replace("{S}", str(self.root)) for a in argv]
-
-    def run(self, argv: list[str], env: dict[str, str], timeout: float = 900) -> Outcome:
-        start = time.perf_counter()
-        done = subprocess.run(
-            self.command(self.expand(argv)),
-            cwd=self.work,
-            env=self.env(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return Outcome(done.returncode, done.stdout + done.stderr, time.perf_counter() - start)
-
-    def start(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        return subprocess.Popen(
-            self.command(self.expand(argv)),
-            cwd=self.work,
-            env=self.env(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-            # a shell's background job ignores SIGINT, and a child inherits that: restore it
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-
-    def files(self) -> set[Path]:
-        """Everything under the sandbox but the cache (which the runs own)."""
-        return {p for p in self.root.rglob("*") if self.cache not in p.parents and p != self.cache}
-
-
-def interrupted(sandbox: Sandbox, argv: list[str], env: dict, after: str, sig: int) -> Outcome:
-    """Start a run, send `sig` once its output shows `after`, and wait for it to end."""
-    start = time.perf_counter()
-    process = sandbox.start(argv, env)
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if after in line:
-            os.killpg(process.pid, sig)
-            break
-    rest, _ = process.communicate(timeout=600)
-    return Outcome(process.returncode, "".join(seen) + rest, time.perf_counter() - start)
+def all_cases() -> list[Case]:
+    """Every case, in the table's order: inputs first, then the runs."""
+    inputs = [*recipes(), *models(), *options(), *outputs()]
+    return [*inputs, *interruptions(), *cache(), *verify_eval(), *sweep_calibrate(), *hub()] + [
+        *concurrency(),
+        *full_disk(),
+    ]
 
 
 def classify(sandbox: Sandbox, case: Case, outcome: Outcome, before: set[Path]) -> list[str]:
@@ -229,15 +112,11 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the sandbox folder")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "bench"))
-    from hostile_cases import input_cases
-    from hostile_runs import prepare_sandbox, run_cases, unmount
 
     root = Path(tempfile.mkdtemp(prefix="gcm-hostile-"))
     sandbox = Sandbox(root)
     wanted = args.only.split(",") if args.only else [""]
-    everything = [*input_cases(), *run_cases()]
-    selected = [c for c in everything if any(w in f"{c.group}/{c.name}" for w in wanted)]
+    selected = [c for c in all_cases() if any(w in f"{c.group}/{c.name}" for w in wanted)]
     try:
         prepare_sandbox(sandbox)
         rows = [run_case(sandbox, number, case) for number, case in enumerate(selected, 1)]

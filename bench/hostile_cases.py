@@ -1,42 +1,16 @@
-"""The input cases of bench/hostile.py: recipes, models, options and outputs, and the helpers
-every case uses (hostile_runs.py has the cases that run work). `{S}` is the sandbox folder."""
+"""The input cases of bench/hostile.py: recipes, models and outputs of `gcm-edit export`
+(hostile_options.py has the options, hostile_runs.py the cases that run work). `{S}` is the
+sandbox folder."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import yaml
-from hostile import ROOT, Case, Sandbox
-
-sys.path.insert(0, str(ROOT / "tests"))
-from tiny import write_tiny_gguf  # noqa: E402  (the tests' tiny-model builders)
-
-
-def _verse() -> dict:
-    """The built-in verse recipe with its data files read in (a recipe anywhere can hold it)."""
-    from gcm_edit.inputs.recipe import load_recipe
-
-    return json.loads(load_recipe("verse").model_dump_json(exclude_defaults=True))
-
-
-VERSE = _verse()
-FAST = ["--n-train", "4", "--n-validation", "4", "--n-heldout", "2", "--max-new-tokens", "8"]
-FAST += ["--k", "25", "--batch-size", "3", "--edit", "mean-diff"]
-TINY = ["--model", "{S}/in/tiny"]
-NO_MODEL = ["--model", "{S}/in/no-such-model"]  # valid inputs then end here, in one line
-MODEL_MISSING = "model folder not found"
-
-
-def export(*argv: str, model: list[str] = TINY, fast: bool = True) -> list[str]:
-    return ["export", *model, *(FAST if fast else []), *argv]
-
-
-def write(path: Path, blob: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(blob.encode() if isinstance(blob, str) else blob)
+from hostile_kit import MODEL_MISSING, NO_MODEL, TINY, Case, Sandbox, export, jsonl, verse, write
+from tiny_models import write_tiny_gguf
 
 
 def recipe_case(name: str, says: str, data: dict | None = None, text=None, **fields) -> Case:
@@ -51,7 +25,7 @@ def recipe_case(name: str, says: str, data: dict | None = None, text=None, **fie
         if text is not None:
             write(sb.root / folder / "recipe.yaml", text)
         else:
-            write(sb.root / folder / "recipe.yaml", yaml.safe_dump({**VERSE, **fields}))
+            write(sb.root / folder / "recipe.yaml", yaml.safe_dump({**verse(), **fields}))
 
     argv = ["export", "--concept", f"{{S}}/{folder}/recipe.yaml", *NO_MODEL]
     return Case("recipe", name, argv, says=says, prepare=prepare)
@@ -63,12 +37,14 @@ def sparse(path: Path, size: int) -> None:
         f.truncate(size)
 
 
-def jsonl(questions: list) -> str:
-    return "".join(json.dumps({"question": q}) + "\n" for q in questions)
-
-
 def recipes() -> list[Case]:
+    return [*recipe_texts(), *data_files(), *recipe_paths()]
+
+
+def recipe_texts() -> list[Case]:
+    """Recipes whose own text is wrong (or names data that is)."""
     file = {"file": "q.jsonl"}
+    recipe = verse()
     cases = [
         recipe_case("recipe not UTF-8", "not UTF-8", text=b"name: caf\xe9\n"),
         recipe_case("recipe binary", "", text=b"\x00\x01\x02\xff" * 64),
@@ -77,9 +53,10 @@ def recipes() -> list[Case]:
         recipe_case(
             "recipe without heldout",
             "field 'heldout'",
-            text=yaml.safe_dump({k: v for k, v in VERSE.items() if k != "heldout"}),
+            text=yaml.safe_dump({k: v for k, v in recipe.items() if k != "heldout"}),
         ),
         recipe_case("recipe unknown field", "field 'colour'", colour="blue"),
+        recipe_case("recipe unknown judge", "unknown judge 'sonnet'; known judges", judge="sonnet"),
         recipe_case(
             "recipe billion laughs",
             "",
@@ -104,8 +81,16 @@ def recipes() -> list[Case]:
             {"q.jsonl": jsonl(["Why is the sky blue?"])},
             validation=file,
         ),
-        recipe_case("validation = held-out: warned", MODEL_MISSING, validation=VERSE["heldout"]),
+        recipe_case("validation = held-out: warned", MODEL_MISSING, validation=recipe["heldout"]),
     ]
+    cases[-1].check = lambda sb, o: (
+        "" if "are also validation questions" in o.output else "no warning"
+    )
+    return cases
+
+
+def data_files() -> list[Case]:
+    """Recipes whose validation questions are in a hostile data file."""
     data_files = [  # (case, what the one line says, the validation file's name and bytes)
         ("data not UTF-8", "not UTF-8 text", "q.jsonl", b'{"question": "\xff?"}\n'),
         (
@@ -128,7 +113,7 @@ def recipes() -> list[Case]:
         ("data fake parquet", "not a parquet file", "q.parquet", b"PAR1junk"),
         ("data json holds an object", "expected a list of objects", "q.json", '{"question": 1}'),
     ]
-    cases += [
+    cases = [
         recipe_case(name, says, {file: blob}, validation={"file": file})
         for name, says, file, blob in data_files
     ]
@@ -146,6 +131,11 @@ def recipes() -> list[Case]:
         base_huge(sb),
         sparse(sb.root / "in/r-data file of 300 MB/big.jsonl", 300 << 20),
     )
+    return [*cases, folder_data, huge]
+
+
+def recipe_paths() -> list[Case]:
+    """--concept naming no recipe, or a file too large to be one."""
     big_recipe = Case(
         "recipe",
         "recipe of 300 MB",
@@ -166,11 +156,7 @@ def recipes() -> list[Case]:
         ["export", "--concept", "nosuch"],
         says="unknown concept 'nosuch'",
     )
-    overlap = next(c for c in cases if c.name.startswith("validation = held-out"))
-    overlap.check = lambda sb, o: (
-        "" if "are also validation questions" in o.output else "no warning"
-    )
-    return [*cases, folder_data, huge, big_recipe, directory, unknown]
+    return [big_recipe, directory, unknown]
 
 
 def model_folder(files: dict[str, bytes | str]):
@@ -242,54 +228,6 @@ def models() -> list[Case]:
     cases[9].prepare = lambda sb: write_tiny_gguf(sb.inputs / "no-tok.gguf", "llama")
     cases[10].prepare = lambda sb: write(sb.inputs / "weights.bin", b"\x00" * 64)
     return cases
-
-
-def option_case(name: str, argv: list[str], says: str) -> Case:
-    return Case("options", name, ["export", *NO_MODEL, *argv], says=says)
-
-
-def options() -> list[Case]:
-    table = [
-        ("budget with --alpha", "--kl-budget 0.5 --alpha 2 --edit mean-diff", "chooses --alpha"),
-        ("budget with --k", "--kl-budget 0.5 --k 3 --edit mean-diff", "chooses --k itself"),
-        ("--doses with --format full", "--doses 2", "only read with --format adapter"),
-        ("--doses with an empty item", "--format adapter --doses 2,2,,2", "empty item"),
-        ("--doses repeated", "--format adapter --doses 2,2", "2 is given twice"),
-        ("--batch-size 10**23", "--batch-size 99999999999999999999999", "less than or equal"),
-        ("--alpha nan", "--alpha nan", "--alpha"),
-        ("--alpha inf", "--alpha inf", "--alpha"),
-        ("--alpha -1", "--alpha -1", "--alpha"),
-        ("--alpha 1e9", "--alpha 1e9", "less than or equal to 100"),
-        ("--k 0", "--k 0", "--k"),
-        ("--k 101", "--k 101", "--k"),
-        ("--k abc", "--k abc", "--k"),
-        ("--device tpu", "--device tpu", "--device"),
-        ("--device cuda without a GPU", "--device cuda", "--device cuda"),
-        ("--method bogus", "--method bogus", "--method"),
-        ("distilled with --learn-scales", "--learn-scales", "cannot be combined with --learn"),
-        ("--gguf with an adapter", "--gguf q8_0 --format adapter", "--gguf needs --format full"),
-        ("--strategy fsdp on export", "--strategy fsdp", "--strategy fsdp"),
-        ("--concept twice", "--concept verse --concept verse", "verse is given twice"),
-        ("--max-new-tokens 0", "--max-new-tokens 0", "--max-new-tokens"),
-        ("--max-new-tokens 10**9", "--max-new-tokens 1000000000", "less than or equal"),
-        ("--n-heldout 0", "--n-heldout 0", "--n-heldout"),
-        ("--seed -1", "--seed -1", "--seed"),
-        ("--kl-budget 0", "--kl-budget 0", "--kl-budget"),
-        ("--kl-budget nan", "--kl-budget nan", "--kl-budget"),
-        ("--edit-rank 65", "--edit-rank 65", "--edit-rank"),
-        ("--auto-alphas without auto", "--auto-alphas 1,2", "only read with --alpha auto"),
-        ("--edit-steps with mean-diff", "--edit mean-diff --edit-steps 5", "--edit distilled"),
-        ("--scale-steps without learning", "--scale-steps 3", "only read with --learn-scales"),
-        ("--prompt-format bogus", "--prompt-format bogus", "--prompt-format"),
-        ("unknown option", "--bogus 1", "No such option"),
-        ("--generation-batch 0", "--generation-batch 0", "--generation-batch"),
-        ("--auto-alphas repeated", "--alpha auto --auto-alphas 1,1", "1 is given twice"),
-        ("--devices 0", "--devices 0", "--devices"),
-        ("--format bogus", "--format bogus", "--format"),
-        ("--edit bogus", "--edit bogus", "--edit"),
-        ("--budget-alphas without mean-diff", "--budget-alphas 1,2", "only read with --kl-bud"),
-    ]
-    return [option_case(name, argv.split(), says) for name, argv, says in table]
 
 
 def reset(name: str, folder: bool):
@@ -364,7 +302,3 @@ def outputs() -> list[Case]:
     cases[9].check = lambda sb, o: "" if (sb.work / "file").read_text() == "keep me" else "wrong"
     cases[13].check = lambda sb, o: "wrong: a folder named ~" if (sb.work / "~").exists() else ""
     return cases
-
-
-def input_cases() -> list[Case]:
-    return [*recipes(), *models(), *options(), *outputs()]

@@ -1,6 +1,7 @@
-"""The cases of bench/hostile.py that run work or break it midway: interruptions, cache
-tampering, hostile folders for verify and eval, sweep and calibrate, the hub without a
-network, concurrent exports, full disks; and the sandbox they share (a reference export)."""
+"""The export cases of bench/hostile.py that run work or break it midway: interruptions,
+cache tampering, the hub without a network, concurrent exports, full disks; and the sandbox
+every case shares (the tiny model, a reference export). The runs on the tiny model name the
+recipe judged by the bench's double (hostile_kit.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,19 @@ import time
 from pathlib import Path
 
 import yaml
-from hostile import Case, Outcome, Sandbox, interrupted
-from hostile_cases import NO_MODEL, TINY, VERSE, export, jsonl, write
+from hostile_kit import (
+    BENCH_JUDGE,
+    CONTRAST_RECIPE,
+    Case,
+    Outcome,
+    Sandbox,
+    export,
+    interrupted,
+    jsonl,
+    verse,
+    write,
+)
+from tiny_models import save_tiny_model_dir
 
 REFERENCE_ENTRIES: list[str] = []  # the run folder's entries right after the reference export
 
@@ -173,126 +185,6 @@ def cache() -> list[Case]:
     ]
 
 
-def verify_eval() -> list[Case]:
-    def tamper_weights(sb: Sandbox) -> None:
-        import torch
-        from safetensors.torch import load_file, save_file
-
-        target = sb.inputs / "tampered"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(sb.inputs / "ref-export", target)
-        weights = load_file(str(target / "model.safetensors"))
-        name = next(n for n in weights if n.endswith("o_proj.weight"))
-        weights[name] = weights[name] + 0.01 * torch.ones_like(weights[name])
-        save_file(weights, str(target / "model.safetensors"), metadata={"format": "pt"})
-
-    def garbage_manifest(sb: Sandbox) -> None:
-        write(sb.inputs / "garbage" / "gcm_edit.json", "{oops")
-
-    def missing_base(sb: Sandbox) -> None:
-        target = sb.inputs / "lost-base"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(sb.inputs / "ref-export", target)
-        manifest = json.loads((target / "gcm_edit.json").read_text())
-        manifest["base_model"].update(source="/nowhere/model", name="/nowhere/model")
-        (target / "gcm_edit.json").write_text(json.dumps(manifest))
-
-    def mkdir(name: str):
-        return lambda sb: (sb.root / name).mkdir(parents=True, exist_ok=True)
-
-    two = ["--n-questions", "2"]
-    ref = "{S}/in/ref-export"
-    table = [  # (case, command line, what the one line says, how to prepare, exit)
-        ("verify a missing folder", ["verify", "{S}/in/nothing"], "", None, 2),
-        ("verify an empty folder", ["verify", "{S}/in/empty"], "", mkdir("in/empty"), 2),
-        ("verify a garbled gcm_edit.json", ["verify", "{S}/in/garbage"], "", garbage_manifest, 2),
-        (
-            "verify tampered weights: fails",
-            ["verify", "{S}/in/tampered"],
-            "verification failed",
-            tamper_weights,
-            2,
-        ),
-        ("verify a file", ["verify", "{S}/in/fake.gguf"], "", None, 2),
-        (
-            "verify --runtime llama.cpp without model.gguf",
-            ["verify", ref, "--runtime", "llama.cpp"],
-            "has no model.gguf",
-            None,
-            2,
-        ),
-        (
-            "verify, base model gone",
-            ["verify", "{S}/in/lost-base"],
-            "base model not found",
-            missing_base,
-            2,
-        ),
-        ("verify the reference export", ["verify", ref], "", None, 0),
-        ("eval an empty folder", ["eval", "{S}/in/empty", *two], "", mkdir("in/empty"), 2),
-        ("eval a file", ["eval", "{S}/in/fake.gguf", *two], "", None, 2),
-        (
-            "eval --out an existing folder",
-            ["eval", ref, "--out", "{S}/work/evdir", *two],
-            "is a folder",
-            mkdir("work/evdir"),
-            2,
-        ),
-        (
-            "eval --runtime llama.cpp without model.gguf",
-            ["eval", ref, "--runtime", "llama.cpp", *two],
-            "",
-            None,
-            2,
-        ),
-        ("eval a garbled gcm_edit.json", ["eval", "{S}/in/garbage", *two], "", garbage_manifest, 2),
-    ]
-    return [
-        Case("verify", name, argv, expect=expect, says=says, prepare=prepare)
-        for name, argv, says, prepare, expect in table
-    ]
-
-
-def sweep_calibrate() -> list[Case]:
-    fast = ["--n-train", "4", "--n-validation", "2", "--max-new-tokens", "8", "--batch-size", "3"]
-    refused = [  # (case, command line, what the one line says)
-        (
-            "calibrate --out a recipe data file",
-            [
-                "calibrate",
-                *TINY,
-                "--concept",
-                "{S}/in/rr/r.yaml",
-                "--out",
-                "{S}/in/rr/data/v.jsonl",
-            ],
-            "is a recipe data file",
-        ),
-        ("calibrate --alphas 1,1", ["calibrate", *NO_MODEL, "--alphas", "1,1"], "1 is given twice"),
-        ("sweep --methods bogus", ["sweep", *NO_MODEL, "--methods", "bogus"], "--methods"),
-        ("sweep --out .", ["sweep", *TINY, "--out", ".", "--force"], "is the current folder"),
-    ]
-    calibrate = ["calibrate", *TINY, *fast, "--alphas", "1", "--positions-grid", "response"]
-    sweep = ["sweep", *TINY, *fast, *["--methods", "attribution", "--ks", "25", "--alphas", "1"]]
-    return [
-        *(Case("sweep", name, argv, says=says) for name, argv, says in refused),
-        Case(
-            "sweep",
-            "calibrate on the tiny model",
-            [*calibrate, "--out", "{S}/work/cal.csv"],
-            expect=0,
-            outs=["{S}/work/cal.csv"],
-        ),
-        Case(
-            "sweep",
-            "sweep on the tiny model",
-            [*sweep, "--rank-by", "effect", "--out", "{S}/work/sweep"],
-            expect=0,
-            outs=["{S}/work/sweep"],
-        ),
-    ]
-
-
 def hub() -> list[Case]:
     return [
         Case(
@@ -368,33 +260,22 @@ def unmount(sb: Sandbox) -> None:
 
 
 def prepare_sandbox(sb: Sandbox) -> None:
-    """The tiny model (also under a path with spaces and ümlauts), a copied .gguf model, a
-    recipe with data files, and a reference export that tampered runs must reproduce."""
-    from tiny import save_tiny_model_dir
-
+    """The tiny model (also under a path with spaces and ümlauts), a copied .gguf model, the
+    verse recipe judged by the double, a copy with data files, and a reference export that
+    tampered runs must reproduce."""
     save_tiny_model_dir(sb.inputs / "tiny")
     shutil.copytree(sb.inputs / "tiny", sb.inputs / "mödel dir")
     from gcm_edit.inputs.default_model import GGUF_FILE, gguf_location
 
     write(sb.inputs / "gg" / "m.gguf", (gguf_location() / GGUF_FILE).read_bytes())
+    judged = {**verse(), "judge": BENCH_JUDGE}
+    write(Path(sb.expand([CONTRAST_RECIPE])[0]), yaml.safe_dump(judged))
     data = sb.inputs / "rr" / "data"
-    write(data / "v.jsonl", jsonl(VERSE["validation"]))
-    write(data / "h.jsonl", jsonl(VERSE["heldout"]))
-    recipe = {**VERSE, "validation": {"file": "data/v.jsonl"}, "heldout": {"file": "data/h.jsonl"}}
+    write(data / "v.jsonl", jsonl(judged["validation"]))
+    write(data / "h.jsonl", jsonl(judged["heldout"]))
+    recipe = {**judged, "validation": {"file": "data/v.jsonl"}, "heldout": {"file": "data/h.jsonl"}}
     write(sb.inputs / "rr" / "r.yaml", yaml.safe_dump(recipe))
     done = sb.run(export("--out", "{S}/in/ref-export"), {})
     if done.rc != 0:
         raise SystemExit(f"the reference export failed:\n{done.output}")
     REFERENCE_ENTRIES[:] = sorted(p.name for p in run_folder(sb).iterdir())
-
-
-def run_cases() -> list[Case]:
-    return [
-        *interruptions(),
-        *cache(),
-        *verify_eval(),
-        *sweep_calibrate(),
-        *hub(),
-        *concurrency(),
-        *full_disk(),
-    ]

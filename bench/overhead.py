@@ -32,6 +32,30 @@ def throughput(model, tokenizer, prompts: list[str], new_tokens: int) -> float:
     return (out.shape[1] - batch["input_ids"].shape[1]) * len(prompts) / elapsed
 
 
+def throughput_with(model, hooks, tokenizer, prompts: list[str], new_tokens: int) -> float:
+    """`throughput` with the run-time hooks of `hooks()` (a context manager) on, if any."""
+    if hooks is None:
+        return throughput(model, tokenizer, prompts, new_tokens)
+    with hooks():
+        return throughput(model, tokenizer, prompts, new_tokens)
+
+
+def throughput_table(title: str, results: dict[str, list[float]], batches: list[int]) -> Table:
+    """Tokens per second of each configuration and batch size, and their ratio to the base."""
+    table = Table(title=title)
+    table.add_column("model")
+    for size in batches:
+        table.add_column(f"batch {size} tok/s", justify="right")
+        table.add_column("× base", justify="right")
+    base = results["base model"]
+    for name, values in results.items():
+        cells = []
+        for value, reference_value in zip(values, base, strict=True):
+            cells += [f"{value:.1f}", f"{value / reference_value:.2f}"]
+        table.add_row(name, *cells)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=48)
@@ -49,10 +73,10 @@ def main() -> None:
     from gcm_edit.model.heads import o_proj_modules
 
     quiet_libraries()
-    s = ExportSettings(device="cpu")  # the default export's plan
+    s = ExportSettings(edit="mean-diff", accelerator="cpu")  # the default α·δ plan
     run = SteeringRun(s)
     model, tokenizer = run.model, run.tokenizer
-    plan = run.plan(s.positions, s.alpha, s.k_percent, s.method, s.intervention)
+    plan = run.plan(s.positions, s.alpha, s.k_percent, s.method, s.edit.intervention)
     questions = run.recipe.heldout
     texts = [tokenizer.decode(ids) for ids in bare_prompts(tokenizer, questions)]
 
@@ -85,33 +109,19 @@ def main() -> None:
         "steering-vectors hooks (run time)": (model, lambda: vector.apply(model)),
     }
     batches = [int(b) for b in args.batches.split(",")]
-    results: dict[str, list[float]] = {}
-    for name, (target, hooks) in configs.items():
-        results[name] = []
-        for size in batches:
-            prompts = (texts * size)[:size]
-            if hooks is None:
-                results[name].append(throughput(target, tokenizer, prompts, args.new_tokens))
-            else:
-                with hooks():
-                    results[name].append(throughput(target, tokenizer, prompts, args.new_tokens))
+    results = {
+        name: [
+            throughput_with(target, hooks, tokenizer, (texts * size)[:size], args.new_tokens)
+            for size in batches
+        ]
+        for name, (target, hooks) in configs.items()
+    }
 
-    table = Table(
-        title=f"{run.model_ref.name}, {len(plan.steered_heads)} steered heads, greedy, "
-        f"{args.new_tokens} new tokens, {os.cpu_count()} CPU cores, torch "
-        f"{torch.__version__}"
+    title = (
+        f"{run.model_ref.name}, {len(plan.steered_heads)} steered heads, greedy, "
+        f"{args.new_tokens} new tokens, {os.cpu_count()} CPU cores, torch {torch.__version__}"
     )
-    table.add_column("model")
-    for size in batches:
-        table.add_column(f"batch {size} tok/s", justify="right")
-        table.add_column("× base", justify="right")
-    base = results["base model"]
-    for name, values in results.items():
-        cells = []
-        for value, reference_value in zip(values, base, strict=True):
-            cells += [f"{value:.1f}", f"{value / reference_value:.2f}"]
-        table.add_row(name, *cells)
-    Console().print(table)
+    Console().print(throughput_table(title, results, batches))
     print(
         f"same function: max |Δlogit| vs the export: gcm-edit hooks {ours_diff:.1e}, "
         f"steering-vectors {peer_diff:.1e}"

@@ -14,11 +14,15 @@ before the reader labels (docs/results.md shows both frontiers side by side).
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
+from fluency import judged_as_before
+
+CONCEPT = "verse"  # the recipe the frontier is drawn for
 MAIN = {  # GCM's own choices, densely
     "methods": ["attribution"],
-    "rank_by": ["effect", "effect-per-kl"],
+    "rankings": ["effect", "effect-per-kl"],
     "interventions": ["additive", "rank1"],
     "ks": [2.0, 5.0, 10.0],
     "alphas": [0.5, 1.0, 2.0],
@@ -30,22 +34,6 @@ BASELINES = [  # at the default α: where the other selections sit
 ]
 
 
-def judge_as_before() -> None:
-    """Every recipe this process loads judges fluency as before the reader-labelled checks
-    (LEGACY_LIMITS); nothing else changes, so every answer and figure comes from the cache."""
-    import gcm_edit.commands.run as run_module
-    from gcm_edit.evaluation.fluency import LEGACY_LIMITS
-
-    load = run_module.load_recipe
-
-    def legacy(concept: str):
-        recipe = load(concept)
-        fluency = recipe.fluency.model_copy(update=LEGACY_LIMITS)
-        return recipe.model_copy(update={"fluency": fluency})
-
-    run_module.load_recipe = legacy
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-pareto"))
@@ -53,16 +41,17 @@ def main() -> None:
     parser.add_argument("--old-judge", action="store_true", help="fluency as before the labels")
     args = parser.parse_args()
 
-    from gcm_edit.commands.settings import SweepSettings
     from gcm_edit.commands.sweep import sweep
+    from gcm_edit.commands.sweep_settings import SweepSettings
     from gcm_edit.console import quiet_libraries
 
     quiet_libraries()
-    if args.old_judge:
-        judge_as_before()
     common = {"out": args.out, "force": True, "n_validation": args.n_validation}
-    extra = tuple(SweepSettings(**grid, **common) for grid in BASELINES)
-    sweep(SweepSettings(**MAIN, **common), extra)
+    with tempfile.TemporaryDirectory(prefix="gcm-pareto-") as folder:
+        if args.old_judge:
+            common["concept"] = judged_as_before(CONCEPT, Path(folder))
+        extra = tuple(SweepSettings(**grid, **common) for grid in BASELINES)
+        sweep(SweepSettings(**MAIN, **common), extra)
 
 
 if __name__ == "__main__":
