@@ -15,7 +15,7 @@ line starts fast):
 
 `ge.export(ge.ExportSettings(concept="verse"))` runs the whole `gcm-edit export`;
 `ge.build_teacher_set` and `ge.learn_edit` learn the heads' edit from the prompted model
-(`--edit distilled`);
+(`--edit distilled`); `ge.register_judge("mine", MyJudge)` lets a recipe say `judge: mine`;
 `ge.convert_to_gguf("verse-model", path, "q8_0")` then `ge.verify_gguf(path, "q8_0", model,
 plan, prompts)` check the model in llama.cpp.
 """
@@ -27,6 +27,7 @@ from gcm_edit.version import __version__
 _API = {
     "load_pretrained": "gcm_edit.inputs.loading",
     "load_recipe": "gcm_edit.inputs.recipe",
+    "register_judge": "gcm_edit.judges",
     "bare_prompts": "gcm_edit.inputs.prompts",
     "build_pairs": "gcm_edit.pairs.contrastive",
     "steering_vectors": "gcm_edit.steering.vectors",

@@ -197,11 +197,14 @@ def check_output(out: Path, force: bool, inputs: Inputs = (), writer: bool = Tru
     return out
 
 
-def check_output_file(out: Path, inputs: Inputs = ()) -> Path:
-    """Check a file a command writes when it ends (a CSV, a JSON report) before any work."""
+def check_output_file(out: Path, inputs: Inputs = (), force: bool = False) -> Path:
+    """Check a file a command writes when it ends (a CSV, a JSON report) before any work:
+    like a folder, an existing file is replaced only with --force."""
     _check_target(out, inputs)
     if out.is_dir():
         raise GcmEditError(f"--out {out} is a folder; give a file path")
+    if out.exists() and not force:
+        raise GcmEditError(f"--out {out} exists; pass --force to replace it")
     _check_parent(out)
     return out
 

@@ -79,7 +79,8 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
     heads = {(h["layer"], h["head"]) for h in manifest["steering"]["heads"]}
     assert len(heads) == 14  # 5% of 30 layers x 9 heads
     assert manifest["steering"]["intervention"] == "distilled"
-    assert manifest["distillation"]["teacher_answers"] >= 1
+    assert manifest["edit"]["kind"] == "distilled"
+    assert manifest["edit"]["teacher_answers"] >= 1
     assert manifest["pairs"]["kept"] >= 1
 
     verified = CliRunner().invoke(app, ["verify", str(out)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gcm_edit.checkpoint.manifest import Manifest, composition_table, dose_table
 from gcm_edit.evaluation.answers import PROMPTED
 from gcm_edit.evaluation.plan_results import frontier_table, ranked
+from gcm_edit.evaluation.relevance import RELEVANCE
 from gcm_edit.scoring.methods import METHODS
 from gcm_edit.steering.collateral import RANKINGS
 
@@ -169,57 +170,8 @@ def _window(manifest: Manifest) -> str:
     )
 
 
-def _learned(manifest: Manifest) -> str:
-    learning = manifest.scale_learning
-    if not learning:
-        return ""
-    goal = learning.objective
-    kept = (
-        "the uniform plan itself (step 0): no learned snapshot did better"
-        if learning.chosen_step == 0
-        else f"step {learning.chosen_step}, {learning.surviving} heads"
-    )
-    return f"""## Learned scales
-
-Per-head scales were learned (activation scaling: −M per token + λ·KL + {goal["lambda_m"]}·L1,
-λ a Lagrange multiplier holding KL per neutral token to {goal["kl_target"]:.4g}; {goal["steps"]}
-Adam steps, lr {goal["lr"]}) on {len(learning.candidates)} candidate heads, starting from the
-uniform plan. Of the snapshots every {goal["snapshot_every"]} steps, the best on the validation
-split within the KL target was kept: {kept}. Held-out, against that uniform plan:
-
-{learning.table().markdown()}
-
-"""
-
-
-def _distilled(manifest: Manifest) -> str:
-    report = manifest.distillation
-    if not report:
-        return ""
-    goal = report.objective
-    kept = (
-        "the mean-difference plan itself (step 0): no distilled snapshot did better"
-        if report.chosen_step == 0
-        else f"step {report.chosen_step}"
-    )
-    maps = f" and a rank-{goal['rank']} map A_h" if goal["rank"] else ""
-    return f"""## Distilled edit
-
-The edit was learned from the prompted model (context distillation). The base model, asked
-the recipe's {report.questions} distillation questions *with* its directive, answered each
-until an answer was good, greedy first, then sampled ({report.teacher_candidates} answers in
-all);
-{report.teacher_answers} questions got an answer judged concept ∧ fluent ∧ relevant
-({report.greedy_kept} of them greedy), and those answers are the training set. Each selected
-head learned a vector b_h (starting at α·δ_h){maps}, z_h ← z_h + A_h z_h + b_h, to match the
-prompted model's next-token distributions without the directive, with KL(base ‖ edited) per
-neutral token held to {goal["kl_target"]:g} by a Lagrange multiplier ({goal["steps"]} Adam
-steps). Of the snapshots every {goal["snapshot_every"]} steps, the best on the validation split
-within that KL was kept: {kept}. Held-out, against the mean-difference plan on the same heads:
-
-{report.table().markdown()}
-
-"""
+def _edit_section(manifest: Manifest) -> str:
+    return manifest.edit.card_section() if manifest.edit else ""
 
 
 def _composition(manifest: Manifest) -> str:
@@ -279,9 +231,24 @@ def _unlinked(manifest: Manifest) -> str:
     )
 
 
+def _success(manifest: Manifest) -> str:
+    """What counts as a success, with the recipe's limits."""
+    fluency, relevant = manifest.recipe.fluency, _relevance(manifest)
+    return f"""{_prompting(manifest)}Success = concept judged present ∧ fluent{relevant}.
+Fluent: ≥{fluency["min_words"]} words, repeated word-{fluency["ngram"]}-gram rate ≤
+{fluency["max_repeated_rate"]}, no word more than {fluency["max_word_run"]} times in a row,
+no content word above {fluency["max_word_share"]:.0%} of the answer,
+≤ {fluency["max_repeated_lines"]:.0%} repeated lines, base-model perplexity ≤
+{fluency["max_perplexity"]}. Relevant: the base model finds the answer more likely after its own
+question than after other questions (pointwise mutual information > {RELEVANCE["min_pmi"]:g}
+nats per token). Every rate is shown with its 95% Wilson interval. `{PROMPTED}` is the base
+model asked the same questions *with* the recipe's directive: the prompting reference steering
+has to match."""
+
+
 def model_card(manifest: Manifest) -> str:
     base, recipe, steering = manifest.base_model, manifest.recipe, manifest.steering
-    decoding, fluency, retention = manifest.decoding, recipe.fluency, manifest.retention
+    decoding, retention = manifest.decoding, manifest.retention
     metrics, retention_table, capability_table = manifest.tables()[:3]
     unlinked = _unlinked(manifest)
     samples = "\n\n".join(
@@ -311,15 +278,7 @@ stack with no extra code (saved as `{manifest.export.export_class}`).{_window(ma
 {recipe.heldout_size} held-out questions asked with **no directive**, greedy decoding with
 `no_repeat_ngram_size={decoding.no_repeat_ngram_size}`, {decoding.max_new_tokens} new tokens
 (shipped in `generation_config.json`: measure with other decoding and results may differ).
-{_prompting(manifest)}Success = concept judged present ∧ fluent{_relevance(manifest)}.
-Fluent: ≥{fluency["min_words"]} words, repeated word-{fluency["ngram"]}-gram rate ≤
-{fluency["max_repeated_rate"]}, no word more than {fluency["max_word_run"]} times in a row,
-no content word above {fluency["max_word_share"]:.0%} of the answer,
-≤ {fluency["max_repeated_lines"]:.0%} repeated lines, base-model perplexity ≤
-{fluency["max_perplexity"]}. Relevant: the base model finds the answer more likely after its own
-question than after other questions (pointwise mutual information > 0.5 nats per token). Every
-rate is shown with its 95% Wilson interval. `{PROMPTED}` is the base model asked the same
-questions *with* the recipe's directive: the prompting reference steering has to match.
+{_success(manifest)}
 
 {metrics.markdown()}
 
@@ -335,7 +294,7 @@ Contrastive pairs: {manifest.pairs.kept} kept of {manifest.pairs.n_questions}
 training questions (the model followed the contrast directive in
 {manifest.pairs.contrast_adherence:.0%} of them).
 
-{_frontier(manifest)}{_learned(manifest)}{_distilled(manifest)}{_composition(manifest)}## Steering
+{_frontier(manifest)}{_edit_section(manifest)}{_composition(manifest)}## Steering
 
 - heads (layer.head): {", ".join(h.label() for h in steering.heads)}
 - heads ranked by {RANKINGS[steering.rank_by]}

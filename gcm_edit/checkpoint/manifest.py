@@ -8,9 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import (
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from gcm_edit.cache import read_json, write_json
+from gcm_edit.checkpoint.sections import EditReport, Section
 from gcm_edit.checkpoint.verify import GgufVerification, Verification
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import Evaluation, metrics_table
@@ -22,10 +29,6 @@ from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME
 from gcm_edit.tables import Column, ResultTable
 
 MANIFEST_FILE = "gcm_edit.json"
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class BaseModelInfo(Section):
@@ -147,64 +150,6 @@ class Sample(Section):
     steered: str
 
 
-class PlanComparison(Section):
-    """Held-out figures of one plan, for learned scales vs their uniform-α rival."""
-
-    plan: str
-    heads: int
-    success: Rate
-    concept: Rate
-    fluent: Rate
-    relevant: Rate
-    kl: float
-
-
-def comparison_table(title: str, learned: str, rows: list[PlanComparison]) -> ResultTable:
-    """A learned plan (row "steered", shown as `learned`) against its rival, held-out."""
-    columns = [
-        Column("plan", lambda r: learned if r.plan == "steered" else r.plan),
-        Column("heads", lambda r: r.heads),
-        *RATE_COLUMNS,
-        Column("KL(base ‖ steered)", lambda r: r.kl, ".4f"),
-    ]
-    return ResultTable(title, columns, rows)
-
-
-class ScaleLearningReport(Section):
-    objective: dict
-    candidates: list[list[int]]
-    c: list[float]
-    s: list[float] | None
-    surviving: int
-    history: list[dict]
-    chosen_step: int  # the snapshot kept (0: the uniform warm start itself)
-    validation: list[PlanResult]  # each snapshot within the KL target, on validation
-    comparison: list[PlanComparison]
-
-    def table(self) -> ResultTable:
-        title = "Learned scales vs their uniform warm start, same KL target (held-out)"
-        return comparison_table(title, "learned scales", self.comparison)
-
-
-class DistillationReport(Section):
-    """`--edit distilled`: the teacher data, the objective, training and the kept snapshot."""
-
-    objective: dict
-    questions: int  # distillation questions asked
-    teacher_answers: int  # questions with a good prompted answer (the training set)
-    teacher_candidates: int  # answers generated in all (greedy + samples)
-    greedy_kept: int  # of the teacher answers, those that were the greedy one
-    heads: list[list[int]]
-    chosen_step: int  # the snapshot kept (0: the mean-difference plan itself)
-    history: list[dict]
-    validation: list[PlanResult]  # each snapshot within the KL target, on validation
-    comparison: list[PlanComparison]
-
-    def table(self) -> ResultTable:
-        title = "Distilled edit vs the mean-difference plan on the same heads (held-out)"
-        return comparison_table(title, "distilled edit", self.comparison)
-
-
 class CompositionRow(Section):
     """One concept's held-out success: base, its own plan alone, and the composed model."""
 
@@ -300,8 +245,7 @@ class Manifest(Section):
     retention: Retention
     capability: Capability
     samples: list[Sample]
-    scale_learning: ScaleLearningReport | None = None
-    distillation: DistillationReport | None = None
+    edit: SerializeAsAny[EditReport] | None = None
     composition: list[CompositionRow] | None = None
     verification: Verification
     gguf: GgufInfo | None = None
@@ -311,9 +255,21 @@ class Manifest(Section):
     peak_rss_method: str | None = None  # how the peaks were read (gcm_edit.memory)
     files: dict[str, str]  # sha256 of each weight file
 
+    @model_validator(mode="before")
+    @classmethod
+    def _older_edit_sections(cls, data: Any) -> Any:
+        """Exports before 0.2 kept a learned edit's report under its own key."""
+        if isinstance(data, dict):
+            for old, kind in (("distillation", "distilled"), ("scale_learning", "scales")):
+                if data.get(old) is not None:
+                    data = {k: v for k, v in data.items() if k != old} | {
+                        "edit": {"kind": kind, **data[old]}
+                    }
+        return data
+
     def to_json(self) -> dict[str, Any]:
         """Optional sections appear only when the export has them."""
-        optional = {"scale_learning", "distillation", "composition", "gguf", "dose_curve"}
+        optional = {"edit", "composition", "gguf", "dose_curve"}
         data = self.model_dump(mode="json", by_alias=True)
         return {k: v for k, v in data.items() if k not in optional or v is not None}
 
@@ -347,10 +303,8 @@ class Manifest(Section):
             self.retention.table(),
             self.capability.table(),
         ]
-        if self.scale_learning:
-            tables.append(self.scale_learning.table())
-        if self.distillation:
-            tables.append(self.distillation.table())
+        if self.edit:
+            tables.append(self.edit.table())
         if self.composition:
             tables.append(composition_table(self.composition))
         if self.gguf:

@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from gcm_edit.cli.options import settings_command
 from gcm_edit.commands import settings as s
 from gcm_edit.commands.export_settings import ExportSettings
+from gcm_edit.commands.sweep_settings import SweepSettings
 from gcm_edit.errors import GcmEditError
 
 BAD_INPUT, INTERNAL, INTERRUPTED = 2, 1, 130  # exit codes
@@ -127,7 +128,7 @@ COMMANDS = {
         "Measure success on the validation split over δ positions × α (how defaults are chosen).",
     ),
     "sweep": (
-        s.SweepSettings,
+        SweepSettings,
         _lazy("sweep", "sweep"),
         "Validation success vs k% for each selection method (is causal selection better?).",
     ),

@@ -13,13 +13,9 @@ import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from gcm_edit.commands.settings import Settings
+from gcm_edit.commands.settings_base import Settings, extra, kind_of, members
 
 _PLAIN = (bool, int, float, str, Path)
-
-
-def _extra(field: FieldInfo) -> dict:
-    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
 
 def _choices(annotation: Any) -> list[str]:
@@ -51,9 +47,12 @@ def _cli_default(field: FieldInfo) -> Any:
     return default
 
 
-def _parameter(name: str, field: FieldInfo, repeated: bool) -> inspect.Parameter:
-    extra = _extra(field)
-    help_text = field.description or ""
+def _parameter(
+    name: str, field: FieldInfo, repeated: bool, per_kind: str = ""
+) -> inspect.Parameter:
+    """One option; `per_kind`: the defaults of a nested option, one per edit kind."""
+    options = extra(field)
+    help_text = (field.description or "") + per_kind
     choices = _choices(field.annotation)
     if choices and not repeated:
         help_text += f" [{'|'.join(choices)}]"
@@ -61,13 +60,18 @@ def _parameter(name: str, field: FieldInfo, repeated: bool) -> inspect.Parameter
     if listed:
         help_text += " Comma-separated or repeated."
     cli_type = _cli_type(field, repeated)
-    if extra.get("argument"):
+    if options.get("argument"):
         info: Any = typer.Argument(help=help_text, show_default=False, metavar=name.upper())
     else:
-        flag = "--" + extra.get("flag", name).replace("_", "-")
+        flag = "--" + options.get("flag", name).replace("_", "-")
         if cli_type is bool:
             flag += f"/--no-{flag[2:]}"
-        info = typer.Option(flag, help=help_text, metavar="TEXT" if repeated or listed else None)
+        info = typer.Option(
+            flag,
+            help=help_text,
+            metavar="TEXT" if repeated or listed else None,
+            show_default=not per_kind,
+        )
     default = _cli_default(field)
     if repeated and not listed:
         default = [default]
@@ -79,11 +83,63 @@ def _parameter(name: str, field: FieldInfo, repeated: bool) -> inspect.Parameter
     )
 
 
+def _nested_parameters(cls: type[Settings]) -> list[inspect.Parameter]:
+    """`--edit KIND` for a tagged union, and one option per nested field (shared names once,
+    their default per kind in the help)."""
+    params = []
+    for name, field in cls.model_fields.items():
+        kinds = [kind_of(c) for c in members(field)] if extra(field).get("flatten") else []
+        if len(kinds) > 1:  # a tagged union: `--edit KIND`
+            default = kind_of(type(field.get_default(call_default_factory=True)))
+            help_text = f"{field.description} [{'|'.join(kinds)}]"
+            info = typer.Option("--" + name.replace("_", "-"), help=help_text)
+            params.append(_keyword(name, default, Annotated[str, info]))
+    for flat, (_parent, readers) in cls.flattened().items():
+        config, inner = readers[0]
+        field = config.model_fields[inner]
+        defaults = "; ".join(
+            f"{kind_of(c) or 'default'}: {c.model_fields[n].default}" for c, n in readers
+        )
+        params.append(_parameter(flat, field, False, f" (default {defaults})"))
+    return params
+
+
+def _renamed_parameters(cls: type[Settings]) -> list[inspect.Parameter]:
+    """Old option names, hidden, for one release (the job prints a notice when used)."""
+    params = []
+    for old, (_new, value) in cls.renamed.items():
+        flag = "--" + old.replace("_", "-")
+        if value is not None:
+            info = typer.Option(flag, hidden=True)
+            params.append(_keyword(old, False, Annotated[bool, info]))
+        else:
+            cli_type = _cli_type(cls.option_field(old), False)
+            info = typer.Option(flag, hidden=True, metavar="TEXT")
+            params.append(_keyword(old, None, Annotated[cli_type | None, info]))
+    return params
+
+
+def _keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def renamed_notice(cls: type[Settings], given: dict[str, Any]) -> None:
+    for old in given.keys() & cls.renamed.keys():
+        new, value = cls.renamed[old]
+        now = cls.flag(new) + ("" if value is None else f" {value}")
+        typer.echo(
+            f"note: {cls.flag(old)} is now {now}; the old name goes in the next release",
+            err=True,
+        )
+
+
 def to_settings(cls: type[Settings], values: dict[str, Any]) -> Settings:
     """CLI values → settings; list options given repeatedly and/or comma-separated are
     joined into one list; a validation error names the option."""
     for name, value in values.items():
-        if get_origin(cls.model_fields[name].annotation) is list and isinstance(value, list):
+        if get_origin(cls.option_field(name).annotation) is list and isinstance(value, list):
             items = [item.strip() for given in value for item in given.split(",")]
             if items != [""] and "" in items:  # '' alone is the empty list
                 typer.echo(f"error: {cls.flag(name)}: empty item in {','.join(value)!r}", err=True)
@@ -92,13 +148,25 @@ def to_settings(cls: type[Settings], values: dict[str, Any]) -> Settings:
     try:
         return cls(**values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        message = err["msg"].removeprefix("Value error, ")
-        name = str(err["loc"][0]) if err["loc"] else ""
-        if name in cls.model_fields:  # else a check across options: it names them itself
-            message = f"{cls.flag(name)}: {message}"
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"error: {_message(cls, exc.errors()[0])}", err=True)
         raise typer.Exit(2) from None
+
+
+def _message(cls: type[Settings], err: Any) -> str:
+    """A validation error as one line naming its option (a nested one by its own flag)."""
+    message = err["msg"].removeprefix("Value error, ")
+    loc = [str(part) for part in err["loc"]]
+    if loc and loc[0] in cls.model_fields and extra(cls.model_fields[loc[0]]).get("flatten"):
+        nested = {
+            inner: flat for flat, (_, readers) in cls.flattened().items() for _, inner in readers
+        }
+        inner = next((part for part in loc[1:] if part in nested), None)
+        if inner is not None:
+            return f"--{nested[inner].replace('_', '-')}: {message}"
+        return f"{cls.flag(loc[0])}: {message}"
+    if loc and loc[0] in cls.model_fields:  # else a check across options: it names them itself
+        return f"{cls.flag(loc[0])}: {message}"
+    return message
 
 
 def settings_command(
@@ -108,8 +176,9 @@ def settings_command(
     params = [
         _parameter(name, field, name in cls.cli_repeated)
         for name, field in cls.model_fields.items()
-        if _extra(field).get("cli", True)
+        if extra(field).get("cli", True) and not extra(field).get("flatten")
     ]
+    params += _nested_parameters(cls) + _renamed_parameters(cls)
     params.sort(key=lambda p: p.default is not inspect.Parameter.empty)  # arguments first
 
     def command(ctx: typer.Context, **values: Any) -> None:
@@ -120,6 +189,7 @@ def settings_command(
             for name, value in values.items()
             if getattr(ctx.get_parameter_source(name), "name", None) != "DEFAULT"
         }
+        renamed_notice(cls, given)
         job(to_settings(cls, given))
 
     context = inspect.Parameter(

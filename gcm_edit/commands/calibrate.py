@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gcm_edit.commands.candidates import measure
 from gcm_edit.commands.settings import CalibrateSettings
-from gcm_edit.commands.steering_run import SteeringRun, reject_sharding
+from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.console import console
 from gcm_edit.evaluation.plan_results import (
     PlanResult,
@@ -20,10 +20,14 @@ from gcm_edit.output import check_output_file
 from gcm_edit.tables import print_tables
 
 
-def calibrate(settings: CalibrateSettings) -> list[PlanResult]:
-    reject_sharding(settings)
+def calibrate(settings: CalibrateSettings) -> list[PlanResult] | None:
+    """Every row measured; None in the extra processes of a multi-device run (they score)."""
     run = SteeringRun(settings)
-    check_output_file(settings.out, run.inputs())
+    check_output_file(settings.out, run.inputs(), settings.force)
+    for positions in settings.positions_grid:  # every process of a multi-device run scores
+        run.scores(positions, settings.method)
+    if not run.is_rank_zero:
+        return None
     questions = run.recipe.validation[: settings.n_validation]
     rows = [measure(run, questions, None, "base")]
     rows += [

@@ -116,7 +116,7 @@ def search_budget(
         point = ", ".join(f"{name}={value}" for name, value in keys.items())
         raise GcmEditError(
             f"no plan on the grid is within --kl-budget {budget:g}: the smallest KL was "
-            f"{kl:.3f} ({point}); raise the budget or add smaller --budget-alphas / --auto-ks"
+            f"{kl:.3f} ({point}); raise the budget or add smaller --alphas / --ks"
         )
     return best(rows), rows
 
@@ -128,11 +128,12 @@ def best_snapshot(
     kl_target: float,
     name: str,
     intervention: str,
+    n_validation: int | None,
 ) -> tuple[int, SteeringPlan, list[PlanResult]] | None:
     """Early stopping for learned plans: each (step, plan) snapshot within `kl_target`
     measured on the validation split; (step, plan, rows) of the best, None when none is
     within the target. `strength` gives the rows' positions, ranking, k% and α."""
-    questions = run.recipe.validation[: run.settings.n_validation]
+    questions = run.recipe.validation[:n_validation]
     keys = dict(positions=strength.positions, rank_by=strength.rank_by)
     keys |= dict(k_percent=strength.k_percent, alpha=strength.alpha)
     rows, kept = [], []

@@ -3,15 +3,18 @@ each concept's held-out success alone and composed."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gcm_edit.checkpoint.manifest import CompositionRow
-from gcm_edit.commands.export_settings import ExportSettings
 from gcm_edit.commands.heldout import evaluate_heldout
 from gcm_edit.commands.run import Run
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import choose_strength
-from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import Evaluation
 from gcm_edit.steering.plan import SteeringPlan
+
+if TYPE_CHECKING:
+    from gcm_edit.commands.export_settings import ExportSettings
 
 
 def composition_row(
@@ -32,23 +35,20 @@ def composition_row(
 
 
 def compose_concepts(
-    run: SteeringRun, first: SteeringPlan
+    run: SteeringRun, first: SteeringPlan, s: ExportSettings
 ) -> tuple[SteeringPlan, list[tuple[Run, SteeringPlan, dict[str, Evaluation], list]]]:
     """Plans for the further concepts (same settings, same loaded model), composed with the
     first; each further concept is judged on its own held-out questions alone and composed.
 
     With --compose-disjoint (default) each concept takes the best heads no earlier concept
     steers: two concepts pushing the same head's output is where they interfere most."""
-    s: ExportSettings = run.settings
-    if s.learn_scales:
-        raise GcmEditError("--learn-scales cannot be combined with several --concept (yet)")
     others = [
         SteeringRun(s.model_copy(update={"concept": concept, "compose": []}), model=run.model)
         for concept in s.compose
     ]
     alone, given_up, taken = [], [], set(first.steered_heads)
     for other in others:
-        strength = choose_strength(other)
+        strength = choose_strength(other, s)
         wanted = strength.plan(other).steered_heads
         exclude = frozenset(taken) if s.compose_disjoint else frozenset()
         plan = strength.plan(other, exclude)

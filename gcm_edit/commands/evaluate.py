@@ -63,7 +63,7 @@ def evaluate_model(settings: EvalSettings) -> dict:
     gguf = served_gguf(settings)
     run = Run(settings)
     if settings.out:
-        check_output_file(settings.out, run.inputs())
+        check_output_file(settings.out, run.inputs(), settings.force)
     reference = Run(settings.model_copy(update={"model": reference_name(settings)}))
     same = reference.model_ref.fingerprint() == run.model_ref.fingerprint()
     reference = run if same else reference

@@ -1,6 +1,6 @@
 """`gcm-edit export`'s settings: every option of the main job, and the checks across them
-(options that cannot all hold are refused here, before any work). The mixins it is made of,
-and every other command's settings, are in settings.py."""
+(options that cannot all hold are refused here, before any work). The edit's own options
+belong to its kind (commands/edits/); the mixins are in settings.py."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from gcm_edit.checkpoint.gguf import GgufType
+from gcm_edit.commands.edits import AnyEdit
+from gcm_edit.commands.edits.distilled import DistilledConfig
+from gcm_edit.commands.edits.scales import OLD_NAMES
 from gcm_edit.commands.settings import (
-    _HIDDEN,
     ALPHA_GRID,
-    BUDGET_ALPHAS,
     DEFAULT_ALPHA,
     DEFAULT_K_PERCENT,
     DEFAULT_POSITIONS,
@@ -21,9 +22,7 @@ from gcm_edit.commands.settings import (
     K_GRID,
     MAX_ALPHA,
     Alpha,
-    DistillSettings,
     Intervention,
-    InterventionSettings,
     MethodSettings,
     OutputSettings,
     Percent,
@@ -31,26 +30,40 @@ from gcm_edit.commands.settings import (
     PositionsSettings,
     RankBy,
     RankSettings,
-    ScaleLearningSettings,
-    ScoringSettings,
     ValidationSettings,
+    WholeModelSettings,
 )
+from gcm_edit.commands.settings_base import HIDDEN
 
 
 # Mixins are listed last-first: the options' order in --help follows the reversed MRO.
 class ExportSettings(
     OutputSettings,
-    DistillSettings,
-    ScaleLearningSettings,
     ValidationSettings,
-    InterventionSettings,
     RankSettings,
     PositionsSettings,
     MethodSettings,
-    ScoringSettings,
+    WholeModelSettings,
 ):
     cli_repeated: ClassVar[frozenset[str]] = frozenset({"concept"})
+    renamed: ClassVar[dict[str, tuple[str, Any]]] = {
+        "learn_scales": ("edit", "scales"),
+        "auto_alphas": ("alphas", None),
+        "budget_alphas": ("alphas", None),
+        "auto_ks": ("ks", None),
+        "budget_positions": ("positions_grid", None),
+        "budget_rank_by": ("rankings", None),
+        "budget_interventions": ("interventions", None),
+        **OLD_NAMES,
+    }
 
+    edit: AnyEdit = Field(
+        DistilledConfig(),
+        description="distilled: the heads' edit learned from the model asked with the "
+        "directive (context distillation); mean-diff: α·δ, the paper's mean difference; "
+        "scales: a learned scale per head of the mean-difference plan.",
+        json_schema_extra={"flatten": True},
+    )
     k_percent: Percent | Literal["auto"] = Field(
         DEFAULT_K_PERCENT,
         description="Percent of all heads to steer, or auto (chosen on validation).",
@@ -59,31 +72,30 @@ class ExportSettings(
     alpha: Alpha | Literal["auto"] = Field(
         DEFAULT_ALPHA, description="Steering strength α, or auto (chosen on validation)."
     )
-    auto_alphas: list[Alpha] = Field(
-        ALPHA_GRID, min_length=1, description="α candidates for --alpha auto."
+    alphas: list[Alpha] = Field(
+        ALPHA_GRID, min_length=1, description="α candidates for --alpha auto and --kl-budget."
     )
-    auto_ks: list[Percent] = Field(K_GRID, min_length=1, description="k% candidates for --k auto.")
+    ks: list[Percent] = Field(
+        K_GRID, min_length=1, description="k% candidates for --k auto and --kl-budget."
+    )
     kl_budget: float | None = Field(
         None,
         gt=0,
         description="KL per neutral token the edit may cost. distilled: the learned edit is "
-        f"held to it (default {DISTILL_KL:g}); mean-diff: instead of --k/--alpha/--positions/"
-        "--rank-by/--intervention, the most successful plan on validation within it (with "
-        "--learn-scales: their target).",
+        f"held to it (default {DISTILL_KL:g}); mean-diff and scales: instead of --k/--alpha/"
+        "--positions/--rank-by/--intervention, the most successful plan on validation within "
+        "it (scales: also their target).",
     )
-    budget_alphas: list[Alpha] = Field(
-        BUDGET_ALPHAS, min_length=1, description="α candidates for --kl-budget."
-    )
-    budget_positions: list[Positions] = Field(
+    positions_grid: list[Positions] = Field(
         [DEFAULT_POSITIONS], min_length=1, description="δ positions candidates for --kl-budget."
     )
-    budget_rank_by: list[RankBy] = Field(
+    rankings: list[RankBy] = Field(
         ["effect", "effect-per-kl"], min_length=1, description="Rankings for --kl-budget."
     )
-    budget_interventions: list[Intervention] = Field(
+    interventions: list[Intervention] = Field(
         ["additive", "rank1"],
         min_length=1,
-        description="Edits for --kl-budget (with --learn-scales: additive only).",
+        description="Edits for --kl-budget with --edit mean-diff.",
     )
     n_heldout: int | None = Field(
         None, ge=1, description="Evaluate on the first N held-out questions."
@@ -105,7 +117,7 @@ class ExportSettings(
         None, description="Upload the export to this hub repo (needs a token)."
     )
     # More concepts baked into the same checkpoint: `--concept` given again.
-    compose: list[str] = Field([], json_schema_extra=_HIDDEN)
+    compose: list[str] = Field([], json_schema_extra=HIDDEN)
     compose_disjoint: bool = Field(
         True,
         description="With several --concept: each takes the best heads no earlier one steers.",
@@ -120,42 +132,41 @@ class ExportSettings(
             data = {**data, "concept": concepts[0], "compose": concepts[1:]}
         return data
 
+    @property
+    def searches(self) -> bool:
+        """`--kl-budget` chooses the start plan on validation (not for a budget-held edit)."""
+        return self.kl_budget is not None and not self.edit.budget_is_target
+
     @model_validator(mode="after")
     def _options_that_cannot_all_hold(self) -> ExportSettings:
         """Refused in one line naming both options, before any work (the user's value would
         otherwise be dropped, or the run fail at its end)."""
         if self.concept in self.compose:
             raise ValueError(f"--concept: {self.concept} is given twice")
-        search = self.kl_budget is not None and self.edit == "mean-diff"
-        chosen = ("k_percent", "alpha", "positions", "rank_by", "intervention")
-        given = [name for name in chosen if name in self.model_fields_set]
-        if search and given:
+        chosen = ("k_percent", "alpha", "positions", "rank_by")
+        given = [self.flag(name) for name in chosen if name in self.model_fields_set]
+        if "intervention" in self.edit.model_fields_set:
+            given.append("--intervention")
+        if self.searches and given:
             raise ValueError(
-                f"--kl-budget with --edit mean-diff chooses {self.flag(given[0])} itself on "
-                f"validation: drop {self.flag(given[0])}, or drop --kl-budget"
+                f"--kl-budget with --edit {self.edit.kind} chooses {given[0]} itself on "
+                f"validation: drop {given[0]}, or drop --kl-budget"
             )
-        budget = ("budget_alphas", "budget_positions", "budget_rank_by", "budget_interventions")
-        self._given_without(budget, search, "--kl-budget and --edit mean-diff")
-        self._given_without(("auto_alphas",), self.alpha == "auto", "--alpha auto")
-        self._given_without(("auto_ks",), self.k_percent == "auto" or search, "--k auto")
+        grids = ("positions_grid", "rankings", "interventions")
+        self._given_without(grids, self.searches, "--kl-budget and --edit mean-diff or scales")
+        if "interventions" in self.model_fields_set and self.edit.kind != "mean-diff":
+            raise ValueError("--interventions is only read with --edit mean-diff")
+        alphas_read = self.alpha == "auto" or self.searches
+        self._given_without(("alphas",), alphas_read, "--alpha auto or --kl-budget")
+        ks_read = self.k_percent == "auto" or self.searches
+        self._given_without(("ks",), ks_read, "--k auto or --kl-budget")
         self._given_without(("doses",), self.format == "adapter", "--format adapter")
         self._given_without(("compose_disjoint",), bool(self.compose), "several --concept")
         if self.gguf and self.format == "adapter":
             raise ValueError("--gguf needs --format full (llama.cpp loads whole checkpoints)")
-        if self.edit == "distilled":
-            clash = [
-                flag
-                for flag, given in (
-                    ("--learn-scales", self.learn_scales),
-                    (f"--intervention {self.intervention}", self.intervention != "additive"),
-                    ("several --concept", bool(self.compose)),
-                )
-                if given
-            ]
-            if clash:
-                raise ValueError(
-                    f"--edit distilled cannot be combined with {clash[0]}: the distilled edit "
-                    "learns additive vectors and maps on the top-k% heads; use --edit "
-                    "mean-diff for that option"
-                )
+        if self.compose and self.edit.kind != "mean-diff":
+            raise ValueError(
+                f"--edit {self.edit.kind} cannot be combined with several --concept (yet): "
+                "composition bakes mean-difference plans; use --edit mean-diff"
+            )
         return self

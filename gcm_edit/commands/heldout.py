@@ -40,11 +40,12 @@ def dose_curve(
     metrics: dict[str, Evaluation],
     retention: Retention,
     doses: list[float],
+    n_heldout: int | None,
 ) -> list[DoseRow]:
     """Held-out success and KL of the plan at each dose (what PEFT's LoRA scale sets on the
     adapter: tests/checkpoint/test_adapter.py checks the two are the same model), with dose 0
     (the base) and 1 (the export) taken from the figures already measured."""
-    questions = run.recipe.heldout[: run.settings.n_heldout]
+    questions = run.recipe.heldout[:n_heldout]
     measured = {0.0: (metrics["base"], None), 1.0: (metrics["steered"], retention)}
     for dose in sorted(set(doses) - set(measured)):
         dosed = plan.dosed(dose)

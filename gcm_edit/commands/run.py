@@ -8,25 +8,24 @@ warm re-run, or a run with another α or k, redoes only what changed.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
-
-import torch
-from lightning.pytorch.utilities import rank_zero_only
+from typing import Any
 
 from gcm_edit.cache import (
     cache_root,
-    load_entry,
     sha256_file,
     stable_hash,
-    store_entry,
 )
 from gcm_edit.commands.settings import ConceptSettings
+from gcm_edit.commands.stage_runner import StageRunner
+from gcm_edit.commands.stages import (
+    AnswersStage,
+    ContinuationsStage,
+    MeasuredStage,
+    RetentionStage,
+)
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import (
@@ -51,34 +50,30 @@ from gcm_edit.inputs.loading import (
 from gcm_edit.inputs.prompts import choose_prompt_format
 from gcm_edit.inputs.recipe import Directive, load_recipe
 from gcm_edit.judges import Judge, make_judge
-from gcm_edit.memory import StagePeaks
 from gcm_edit.model.generation import Decoding
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.plan import SteeringPlan
-from gcm_edit.version import __version__
-
-T = TypeVar("T")
 
 
-def _same(value: Any) -> Any:
-    return value
+def run_folder(runs: Path, slug: str, identity: str) -> Path:
+    """The model's run folder, found by its contents' fingerprint (a copy of the model under
+    another name reuses it); a cold one says why in one line when the name has others."""
+    folders = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+    same = [p for p in folders if p.name.endswith(f"-{identity}")]
+    if same:
+        return same[0]
+    fingerprint = identity.split("-")[0]
+    others = [p for p in folders if p.name.startswith(f"{slug}-") and fingerprint not in p.name]
+    if others:
+        console.print(
+            f"[yellow]cache:[/] {slug}'s weights, config or tokenizer differ from its "
+            f"{len(others)} cached run(s): every stage is computed anew",
+            soft_wrap=True,
+        )
+    return runs / f"{slug}-{identity}"
 
 
-def checked_tensors(
-    tensors: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]
-) -> dict[str, torch.Tensor]:
-    """A cached tensor entry as expected: these names, these shapes, finite values."""
-    if set(tensors) != set(shapes):
-        raise ValueError(f"holds {sorted(tensors)}, expected {sorted(shapes)}")
-    for name, shape in shapes.items():
-        if tuple(tensors[name].shape) != shape:
-            raise ValueError(f"{name} has shape {tuple(tensors[name].shape)}, expected {shape}")
-        if not torch.isfinite(tensors[name]).all():
-            raise ValueError(f"{name} holds non-finite values")
-    return tensors
-
-
-class Run:
+class Run(StageRunner):
     """One model on one concept. Cheap inputs (recipe, model path, config, architecture) are
     checked at construction; the model loads on first use."""
 
@@ -88,7 +83,7 @@ class Run:
         if model is not None:
             self.__dict__["model"] = model  # fills the cached property
         recipe = load_recipe(settings.concept)
-        self.device = parse_device(settings.device)  # a typo costs a second, not a conversion
+        self.device = parse_device(settings.accelerator)  # a typo costs a second, not a conversion
         self.model_ref = resolve_model(settings.model)
         self.config = load_config(self.model_ref, settings.trust_remote_code)
         self.geometry = HeadGeometry.of(self.config)
@@ -101,10 +96,10 @@ class Run:
             max_new_tokens=settings.max_new_tokens or self.recipe.max_new_tokens,
             stop=tuple(base.stop) if base else (),
         )
-        folder = f"{self.model_ref.slug}-{self.model_ref.fingerprint()}"
+        identity = self.model_ref.fingerprint()
         if self.prompt_format == "base":  # other prompts: other answers, pairs and scores
-            folder += f"-base-{stable_hash(self.tokenizer.chat_template)[:8]}"
-        self.dir = cache_root() / "runs" / folder
+            identity += f"-base-{stable_hash(self.tokenizer.chat_template)[:8]}"
+        self.dir = run_folder(cache_root() / "runs", self.model_ref.slug, identity)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -112,8 +107,7 @@ class Run:
                 f"cannot use the cache folder {cache_root()} ({exc.strerror}): point "
                 "GCM_EDIT_CACHE at a folder you can write"
             ) from None
-        self.timings: dict[str, float] = {}
-        self.peaks = StagePeaks()
+        super().__init__()
 
     def inputs(self) -> list[tuple[str, Path]]:
         """What this run reads and no output may replace: the model as named (a folder or a
@@ -129,62 +123,6 @@ class Run:
     def default_out(self, suffix: str = "") -> Path:
         """checkpoints/<model>-<concept><suffix>: where a command writes unless told --out."""
         return Path("checkpoints") / f"{self.model_ref.slug}-{self.recipe.name}{suffix}"
-
-    @property
-    def is_rank_zero(self) -> bool:
-        """False in the extra processes of a multi-device scoring run: they stop after it."""
-        return rank_zero_only.rank == 0
-
-    def _done(self, name: str, seconds: float, cached: bool) -> None:
-        self.timings[name] = self.timings.get(name, 0.0) + seconds
-        note = "cached" if cached else f"{self.timings[name]:.1f}s"
-        console.print(f"[green]✓[/] {name} ({note})")
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time a stage, note its peak memory and print a line when it is done."""
-        start = time.perf_counter()
-        self.peaks.enter()
-        try:
-            yield
-        finally:
-            self.peaks.leave(name)
-        self._done(name, time.perf_counter() - start, cached=False)
-
-    def cached(
-        self,
-        name: str,
-        kind: str,
-        key: str,
-        compute: Callable[[], T],
-        encode: Callable[[T], Any] = _same,
-        decode: Callable[[Any], T] = _same,
-        label: str | None = None,
-        needs_model: bool = True,
-    ) -> T:
-        """The value of a stage from the run folder, else computed (as a timed stage when it
-        has a `label`) and stored. `decode` rejects implausible entries (see cache.py)."""
-        path = self.dir / name.format(key=key)
-        start = time.perf_counter()
-        value = load_entry(path, kind, key, decode)
-        if value is not None:
-            if label:
-                self._done(label, time.perf_counter() - start, cached=True)
-            return value
-        if needs_model:
-            _ = self.model  # loaded outside the stage's timer
-        with self.stage(label) if label else nullcontext():
-            value = compute()
-        if self.is_rank_zero:
-            try:
-                store_entry(path, kind, key, encode(value))
-            except OSError as exc:  # a full or read-only disk costs the cache, not the run
-                console.print(
-                    f"[yellow]cache:[/] could not store {path.name} ({exc.strerror}); going on "
-                    "without it",
-                    soft_wrap=True,
-                )
-        return value
 
     @cached_property
     def model(self):
@@ -216,11 +154,17 @@ class Run:
         """Greedy answers to questions asked bare (or with `directive`'s contrast side: the
         prompting reference), by the base model (plan None) or the steered one; with `gguf`,
         by llama.cpp running that file (keyed by its sha256) instead."""
-        fingerprint = None if plan is None else plan.fingerprint()
         decoding = decoding or self.decoding
         if gguf is not None and plan is not None:
             raise ValueError("a GGUF carries its own steering: no plan on top")
-        runtime = () if gguf is None else ("llama.cpp", sha256_file(gguf))
+        stage = AnswersStage(
+            questions=questions,
+            decoding=decoding,
+            plan=None if plan is None else plan.fingerprint(),
+            directive=directive,
+            gguf=None if gguf is None else sha256_file(gguf),
+            generation_batch=self.settings.generation_batch,
+        )
 
         def decode(texts: Any) -> list[str]:
             if not (isinstance(texts, list) and len(texts) == len(questions)):
@@ -237,7 +181,7 @@ class Run:
                 self.tokenizer,
                 questions,
                 decoding,
-                self.settings.generation_batch,
+                stage.generation_batch,
                 plan,
                 label,
                 directive,
@@ -246,7 +190,7 @@ class Run:
         return self.cached(
             "answers-{key}.json",
             "answers",
-            stable_hash(__version__, questions, decoding, fingerprint, directive, *runtime),
+            stage,
             compute,
             decode=decode,
             label=label,
@@ -267,37 +211,43 @@ class Run:
                 raise ValueError(f"expected figures for {len(texts)} answers")
             return rows
 
+        stage = MeasuredStage(
+            questions=questions,
+            texts=texts,
+            judge=self.judge_id,
+            reference=reference.model_ref.fingerprint(),
+            relevance={k: v for k, v in RELEVANCE.items() if k != "min_pmi"},
+            generation_batch=self.settings.generation_batch,
+        )
         measured = self.cached(
             "measured-{key}.json",
             "measured answers",
-            stable_hash(
-                __version__,
-                questions,
-                texts,
-                self.judge_id,
-                reference.model_ref.fingerprint(),
-                {k: v for k, v in RELEVANCE.items() if k != "min_pmi"},
-            ),
+            stage,
             lambda: measure_answers(
                 reference.model,
                 reference.tokenizer,
                 self.judge,
                 questions,
                 texts,
-                self.settings.generation_batch,
+                stage.generation_batch,
             ),
             decode=decode,
         )
         return evaluate_answers(self.recipe, self.judge.label, questions, texts, measured)
 
     @cached_property
+    def continuations_stage(self) -> ContinuationsStage:
+        return ContinuationsStage(generation_batch=self.settings.generation_batch)
+
+    @cached_property
     def continuations(self) -> list[list[int]]:
         """This model's greedy continuations of the neutral prompts (for on-policy KL)."""
+        stage = self.continuations_stage
         return self.cached(
             "continuations-{key}.json",
             "continuations",
-            stable_hash(__version__, self.model_ref.fingerprint()),
-            lambda: base_continuations(self.model, self.tokenizer, self.settings.generation_batch),
+            stage,
+            lambda: base_continuations(self.model, self.tokenizer, stage.generation_batch),
             decode=lambda ids: [[int(t) for t in row] for row in ids],
         )
 
@@ -305,23 +255,24 @@ class Run:
         """KL(base ‖ this model under `plan`) and neutral perplexity; `base` defaults to this
         model unsteered. Measured once per plan: later calls read the run folder."""
         base = base or self
-        key = stable_hash(
-            __version__,
-            base.model_ref.fingerprint(),
-            self.model_ref.fingerprint(),
-            None if plan is None else plan.fingerprint(),
+        stage = RetentionStage(
+            base=base.model_ref.fingerprint(),
+            model=self.model_ref.fingerprint(),
+            plan=None if plan is None else plan.fingerprint(),
+            continuations=base.continuations_stage.key(),
+            generation_batch=self.settings.generation_batch,
         )
         return self.cached(
             "retention-{key}.json",
             "retention",
-            key,
+            stage,
             lambda: measure_retention(
                 base.model,
                 base.tokenizer,
                 plan,
                 self.model,
                 base.continuations,
-                self.settings.generation_batch,
+                stage.generation_batch,
             ),
             encode=Retention.model_dump,
             decode=Retention.model_validate,

@@ -7,9 +7,16 @@ from functools import cached_property
 
 import torch
 
-from gcm_edit.cache import stable_hash, write_json
-from gcm_edit.commands.run import Run, checked_tensors
+from gcm_edit.cache import write_json
+from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import ScoringSettings
+from gcm_edit.commands.stage_runner import checked_tensors
+from gcm_edit.commands.stages import (
+    CollateralStage,
+    DeltasStage,
+    PairsStage,
+    ScoresStage,
+)
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.prompts import prefill_ids, training_prompts
 from gcm_edit.pairs.contrastive import PairSet, build_pairs
@@ -18,16 +25,6 @@ from gcm_edit.scoring.methods import METHODS, score_heads
 from gcm_edit.steering.collateral import COLLATERAL_POOL, head_collateral, ranking
 from gcm_edit.steering.plan import SteeringPlan, select_heads
 from gcm_edit.steering.vectors import HEAD_NORM, POSITIONS, original_key, steering_vectors
-from gcm_edit.version import __version__
-
-
-def reject_sharding(settings: ScoringSettings) -> None:
-    """Commands that go on to generate and bake need the whole model on one device."""
-    if settings.strategy == "fsdp":
-        raise GcmEditError(
-            "--strategy fsdp shards the model, which the later stages cannot use; score first "
-            "with `gcm-edit score --strategy fsdp` (same settings): this command reuses the scores"
-        )
 
 
 class SteeringRun(Run):
@@ -45,17 +42,21 @@ class SteeringRun(Run):
         return training_prompts(self.recipe, self.settings.n_train)
 
     @cached_property
-    def pairs_key(self) -> str:
-        prefill = self.recipe.prefill.model_dump(exclude_none=True)
-        parts = (self.judge_id, self.training, self.decoding, *([prefill] if prefill else []))
-        return stable_hash("pairs", __version__, *parts)
+    def pairs_stage(self) -> PairsStage:
+        return PairsStage(
+            judge=self.judge_id,
+            training=self.training,
+            decoding=self.decoding,
+            prefill=self.recipe.prefill.model_dump(exclude_none=True),
+            generation_batch=self.settings.generation_batch,
+        )
 
     @cached_property
     def pairs(self) -> PairSet:
         return self.cached(
             "pairs-{key}.json",
             "pairs",
-            self.pairs_key,
+            self.pairs_stage,
             self._build_pairs,
             encode=PairSet.to_json,
             decode=PairSet.from_json,
@@ -70,10 +71,10 @@ class SteeringRun(Run):
             self.settings.n_train,
             self.judge,
             self.decoding,
-            self.settings.generation_batch,
+            self.pairs_stage.generation_batch,
         )
         if not pairs.pairs:
-            answers = self.dir / f"unusable-pairs-{self.pairs_key}.json"
+            answers = self.dir / f"unusable-pairs-{self.pairs_stage.key()}.json"
             write_json(answers, pairs.to_json())
             raise GcmEditError(
                 f"no usable pairs: the contrast prompts gave the concept "
@@ -92,12 +93,13 @@ class SteeringRun(Run):
         shapes = {key: per_head for p in POSITIONS for key in (p, original_key(p))}
         shapes[HEAD_NORM] = (g.n_layers, g.n_heads)
         pairs = self.pairs.pairs
+        stage = DeltasStage(pairs=self.pairs_stage.key(), batch_size=self.settings.batch_size)
         return self.cached(
             "deltas-{key}.safetensors",
             "steering vectors",
-            self.pairs_key,
+            stage,
             lambda: steering_vectors(
-                self.model, pairs, self.tokenizer.pad_token_id, self.settings.batch_size
+                self.model, pairs, self.tokenizer.pad_token_id, stage.batch_size
             ),
             decode=lambda tensors: checked_tensors(tensors, shapes),
             label="steering vectors",
@@ -113,7 +115,7 @@ class SteeringRun(Run):
             self._scores[positions, method] = self.cached(
                 "scores-{key}.safetensors",
                 "head scores",
-                self.scores_key(positions, method),
+                self.scores_stage(positions, method),
                 lambda: self._score(positions, method),
                 encode=lambda scores: {"scores": scores},
                 decode=lambda tensors: checked_tensors(tensors, shape)["scores"],
@@ -132,14 +134,19 @@ class SteeringRun(Run):
             self.settings.runtime(),
         )
 
-    def scores_key(self, positions: str, method: str) -> str:
-        s = self.settings
-        return stable_hash(
-            self.pairs_key,
-            method,
-            positions if METHODS[method].uses_deltas else None,
-            s.seed,
-            resolve_precision(s.precision, torch.device(self.device)),
+    def scores_stage(self, positions: str, method: str) -> ScoresStage:
+        runtime = self.settings.runtime()
+        return ScoresStage(
+            pairs=self.pairs_stage.key(),
+            method=method,
+            positions=positions if METHODS[method].uses_deltas else None,
+            seed=runtime.seed,
+            precision=resolve_precision(runtime.precision, torch.device(self.device)),
+            batch_size=runtime.batch_size,
+            head_batch=runtime.head_batch,
+            devices=runtime.devices,
+            strategy=runtime.strategy,
+            activation_checkpointing=runtime.activation_checkpointing,
         )
 
     def collateral(self, positions: str, method: str, intervention: str):
@@ -153,12 +160,18 @@ class SteeringRun(Run):
         def one_head(head: tuple[int, int]) -> SteeringPlan:
             return self.plan(positions, 1.0, 0.0, method, intervention, only=[head])
 
+        stage = CollateralStage(
+            scores=self.scores_stage(positions, method).key(),
+            intervention=intervention,
+            heads=heads,
+            generation_batch=self.settings.generation_batch,
+        )
         return self.cached(
             "collateral-{key}.safetensors",
             "collateral cost",
-            stable_hash(__version__, self.scores_key(positions, method), intervention, heads),
+            stage,
             lambda: head_collateral(
-                self.model, self.tokenizer, heads, one_head, self.settings.generation_batch
+                self.model, self.tokenizer, heads, one_head, stage.generation_batch
             ),
             encode=lambda cost: {"collateral": cost},
             decode=lambda tensors: checked_tensors(tensors, shape)["collateral"],

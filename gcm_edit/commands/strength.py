@@ -4,15 +4,18 @@ validation split (`--alpha auto`, `--k auto`, `--kl-budget`), never on the held-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gcm_edit.checkpoint.manifest import Selection
 from gcm_edit.commands.candidates import choose_alpha_k, search_budget
-from gcm_edit.commands.export_settings import ExportSettings
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.console import console
 from gcm_edit.evaluation.plan_results import results_table, separation_note
 from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.tables import print_tables
+
+if TYPE_CHECKING:
+    from gcm_edit.commands.export_settings import ExportSettings
 
 
 @dataclass(frozen=True)
@@ -40,32 +43,29 @@ class Strength:
         )
 
 
-def choose_strength(run: SteeringRun) -> Strength:
-    """As given; or the best on the validation split: under `--kl-budget` (mean-diff edits:
-    a distilled edit is held to it instead) over positions × ranking × edit × k% × α (the
-    options for those are then not read), with "auto" over α × k%."""
-    s: ExportSettings = run.settings
+def choose_strength(run: SteeringRun, s: ExportSettings) -> Strength:
+    """As given; or the best on the validation split: under `--kl-budget` (unless the edit
+    is held to it instead) over positions × ranking × edit × k% × α (the options for those
+    are then not read), with "auto" over α × k%."""
     asked = Selection(alpha=s.alpha, k_percent=s.k_percent, kl_budget=s.kl_budget)
-    search = s.kl_budget is not None and s.edit == "mean-diff"  # distilled: it is the target
-    if not search and "auto" not in (s.alpha, s.k_percent):
-        return Strength(
-            s.alpha, s.k_percent, s.positions, s.rank_by, s.method, s.intervention, asked
-        )
-    if search:
+    intervention = s.edit.start_intervention()
+    if not s.searches and "auto" not in (s.alpha, s.k_percent):
+        return Strength(s.alpha, s.k_percent, s.positions, s.rank_by, s.method, intervention, asked)
+    if s.searches:
         grid = {
-            "positions": s.budget_positions,
-            "rank_by": s.budget_rank_by,
-            "intervention": ["additive"] if s.learn_scales else s.budget_interventions,
-            "k_percent": s.auto_ks,
-            "alpha": s.budget_alphas,
+            "positions": s.positions_grid,
+            "rank_by": s.rankings,
+            "intervention": s.interventions if s.edit.kind == "mean-diff" else ["additive"],
+            "k_percent": s.ks,
+            "alpha": s.alphas,
         }
         top, rows = search_budget(run, s.kl_budget, s.method, grid, s.n_validation)
         what = f"within KL {s.kl_budget:g}"
     else:
-        alphas = s.auto_alphas if s.alpha == "auto" else [s.alpha]
-        ks = s.auto_ks if s.k_percent == "auto" else [s.k_percent]
+        alphas = s.alphas if s.alpha == "auto" else [s.alpha]
+        ks = s.ks if s.k_percent == "auto" else [s.k_percent]
         top, rows = choose_alpha_k(
-            run, s.positions, s.method, s.intervention, alphas, ks, s.n_validation, s.rank_by
+            run, s.positions, s.method, intervention, alphas, ks, s.n_validation, s.rank_by
         )
         what = "on validation"
     print_tables(results_table(f"{run.recipe.name}: choosing on the validation split", rows))

@@ -14,12 +14,10 @@ from pathlib import Path
 
 from gcm_edit.checkpoint.manifest import Selection
 from gcm_edit.commands.candidates import measure
-from gcm_edit.commands.learned import LearnedStrength
-from gcm_edit.commands.settings import SweepSettings
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
+from gcm_edit.commands.sweep_settings import SweepSettings
 from gcm_edit.console import console
-from gcm_edit.errors import GcmEditError
 from gcm_edit.evaluation.answers import PROMPTED
 from gcm_edit.evaluation.plan_results import (
     PlanResult,
@@ -202,7 +200,7 @@ def grid(run: SteeringRun, settings: SweepSettings, questions: list[str]) -> lis
         selection = "attribution" if method == "all" else method  # "all": any ranking, k = 100%
         # effect per KL needs a score that is an effect of δ (not a probe accuracy, not noise)
         per_kl = method != "all" and METHODS[method].uses_deltas
-        rank_bys = settings.rank_by if per_kl else ["effect"]
+        rank_bys = settings.rankings if per_kl else ["effect"]
         for rank_by in rank_bys:
             for intervention in settings.interventions:
                 for k in [100.0] if method == "all" else settings.ks:
@@ -216,12 +214,12 @@ def grid(run: SteeringRun, settings: SweepSettings, questions: list[str]) -> lis
     return rows
 
 
-def learned_rows(run: SteeringRun, rows: list[PlanResult]) -> list[PlanResult]:
+def learned_rows(
+    run: SteeringRun, rows: list[PlanResult], settings: SweepSettings
+) -> list[PlanResult]:
     """Learned scales from the best additive attribution plan, at no more KL: each
-    snapshot's validation row (commands/learned.py)."""
+    snapshot's validation row (commands/edits/scales.py)."""
     start = [r for r in rows if r.method == "attribution" and r.intervention == "additive"]
-    if not start:
-        raise GcmEditError("--learn-scales in a sweep starts from attribution: add it to --methods")
     top = best(start)
     strength = Strength(
         top.alpha,
@@ -232,12 +230,15 @@ def learned_rows(run: SteeringRun, rows: list[PlanResult]) -> list[PlanResult]:
         "additive",
         Selection(alpha=top.alpha, k_percent=top.k_percent),
     )
-    return LearnedStrength.learn(run, strength).validation
+    s = settings
+    fitted = s.scales.learn(run, strength, s.seed, s.batch_size, s.n_validation)
+    return fitted.report([]).validation
 
 
-def sweep(settings: SweepSettings, extra_grids: tuple[SweepSettings, ...] = ()) -> Path:
+def sweep(settings: SweepSettings, extra_grids: tuple[SweepSettings, ...] = ()) -> Path | None:
     """The sweep over `settings`' grid, plus the rows of `extra_grids`: only their methods,
-    rankings, edits, k% and α are read (bench/pareto.py draws one frontier from several)."""
+    rankings, edits, k% and α are read (bench/pareto.py draws one frontier from several).
+    None in the extra processes of a multi-device run: they score, rank zero sweeps."""
     run = SteeringRun(settings)
     out = check_output(
         settings.out or run.default_out("-sweep"),
@@ -245,12 +246,17 @@ def sweep(settings: SweepSettings, extra_grids: tuple[SweepSettings, ...] = ()) 
         run.inputs(),
         writer=run.is_rank_zero,
     )
+    for g in (settings, *extra_grids):  # every process of a multi-device run scores
+        for method in g.methods:
+            run.scores(g.positions, "attribution" if method == "all" else method)
+    if not run.is_rank_zero:
+        return None
     questions = run.recipe.validation[: settings.n_validation]
     rows = [measure(run, questions, None, "base")]
     for grid_settings in (settings, *extra_grids):
         rows += grid(run, grid_settings, questions)
     if settings.learn_scales:
-        rows += learned_rows(run, rows)
+        rows += learned_rows(run, rows, settings)
     prompted = None
     if run.recipe.directive is not None:
         prompted = measure(run, questions, None, PROMPTED, directive=run.recipe.directive)

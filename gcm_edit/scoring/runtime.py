@@ -15,4 +15,4 @@ class ScoringRuntime:
     devices: int = 1
     strategy: str = "auto"  # auto | ddp | fsdp
     precision: str = "auto"  # auto: bf16-mixed on a CUDA device with bf16, else 32-true
-    activation_checkpointing: bool = True  # default model: peak 2.2 GB (4.4 without), ~20% slower
+    activation_checkpointing: bool = True  # memory vs time: docs/results.md#memory-per-stage

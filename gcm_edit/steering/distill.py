@@ -38,7 +38,8 @@ from gcm_edit.pairs.teacher import TeacherExample
 from gcm_edit.steering.constraint import NeutralKL
 from gcm_edit.steering.plan import SteeringPlan
 
-NEUTRAL_PER_STEP = 6  # of the 24 neutral prompts: 0.5 s a step instead of 3.3 s (default model)
+# of the 24 neutral prompts, for speed (docs/results.md#stage-times-and-the-cold-budget)
+NEUTRAL_PER_STEP = 6
 
 
 @dataclass(frozen=True)

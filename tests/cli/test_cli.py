@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gcm_edit.cli.app import app
+from gcm_edit.commands.settings import ALPHA_GRID
 
 
 def _no_heavy_work(*_args, **_kwargs):
@@ -160,11 +161,11 @@ def test_list_options_repeat_or_comma_separate(monkeypatch):
     silently keeps only its last value."""
     seen = []
     monkeypatch.setattr("gcm_edit.commands.sweep.sweep", seen.append)
-    args = ["sweep", "--ks", "2,5", "--ks", "10", "--rank-by", "effect"]
-    result = _invoke(*args, "--rank-by", "effect-per-kl", "--interventions", "rank1")
+    args = ["sweep", "--ks", "2,5", "--ks", "10", "--rankings", "effect"]
+    result = _invoke(*args, "--rankings", "effect-per-kl", "--interventions", "rank1")
     assert result.exit_code == 0, result.output
     (settings,) = seen
     assert settings.ks == [2.0, 5.0, 10.0]
-    assert settings.rank_by == ["effect", "effect-per-kl"]
+    assert settings.rankings == ["effect", "effect-per-kl"]
     assert settings.interventions == ["rank1"]
-    assert settings.alphas == [1.0, 2.0, 3.0, 4.0]  # the default, untouched
+    assert settings.alphas == ALPHA_GRID  # the default, untouched

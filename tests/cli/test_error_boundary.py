@@ -124,6 +124,6 @@ def test_garbled_weights_are_one_line_exit_2(tiny_model_dir, tmp_path):
 
 def test_bogus_device_is_one_line_exit_2_before_any_model_loads(tiny_model_dir, monkeypatch):
     monkeypatch.setattr("gcm_edit.commands.run.load_model", _raising(AssertionError("loaded")))
-    result = _invoke("export", "--model", str(tiny_model_dir), "--device", "bogus")
+    result = _invoke("export", "--model", str(tiny_model_dir), "--accelerator", "bogus")
     assert result.exit_code == 2, (result.output, result.exception)
-    assert "--device 'bogus' is not a device" in _one_error_line(result)
+    assert "--accelerator 'bogus' is not a device" in _one_error_line(result)

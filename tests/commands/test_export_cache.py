@@ -72,7 +72,7 @@ def test_a_rerun_redoes_no_stage_but_bake(env, private_cache, tmp_path, monkeypa
     for name in ("answer_questions", "measure_answers", "measure_retention"):
         monkeypatch.setattr(f"{RUN_STAGES}.{name}", must_not_run)
     monkeypatch.setattr("gcm_edit.commands.steering_run.build_pairs", must_not_run)
-    monkeypatch.setattr("gcm_edit.commands.export.verify_export", must_not_run)
+    monkeypatch.setattr("gcm_edit.commands.export_write.verify_export", must_not_run)
     second = _export(env["model"], tmp_path / "second")
     assert second.exit_code == 0, (second.output, second.exception)
     assert "✓ verify (cached)" in second.output

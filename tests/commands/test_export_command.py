@@ -18,7 +18,7 @@ from gcm_edit.model.heads import add_to_heads
 from gcm_edit.steering.plan import SteeringPlan, n_selected
 
 # monkeypatch target: the verification the export runs before moving OUT into place
-VERIFY_EXPORT = "gcm_edit.commands.export.verify_export"
+VERIFY_EXPORT = "gcm_edit.commands.export_write.verify_export"
 
 
 def test_no_usable_pairs(tiny_model_dir, tmp_path):

@@ -1,5 +1,5 @@
 """How `gcm-edit export` picks heads and α: --method random, --alpha/--k auto, --kl-budget,
---rank-by effect-per-kl, --learn-scales."""
+--rank-by effect-per-kl, --edit scales."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def test_export_with_random_selection(env, tmp_path):
 def test_export_auto_alpha_and_k(env, tmp_path):
     """--alpha auto --k auto: chosen on validation, recorded in the manifest and the card."""
     out = tmp_path / "auto"
-    extra = ["--alpha", "auto", "--auto-alphas", "1,3", "--n-validation", "2"]
-    result = _export(env["model"], out, *extra, "--k", "auto", "--auto-ks", "25,50")
+    extra = ["--alpha", "auto", "--alphas", "1,3", "--n-validation", "2"]
+    result = _export(env["model"], out, *extra, "--k", "auto", "--ks", "25,50")
     assert result.exit_code == 0, (result.output, result.exception)
     manifest = json.loads((out / "gcm_edit.json").read_text())
     selection = manifest["selection"]
@@ -61,7 +61,7 @@ def test_export_under_a_kl_budget(env, tmp_path):
     budget; the card shows the frontier it was chosen from."""
     budget = 0.05
     out = tmp_path / "budget"
-    extra = ["--kl-budget", str(budget), "--budget-alphas", "0.25,1,4", "--auto-ks", "25,50"]
+    extra = ["--kl-budget", str(budget), "--alphas", "0.25,1,4", "--ks", "25,50"]
     result = _export(env["model"], out, *extra, "--n-validation", "2")
     assert result.exit_code == 0, (result.output, result.exception)
     manifest = json.loads((out / "gcm_edit.json").read_text())
@@ -91,7 +91,7 @@ def test_export_under_a_kl_budget(env, tmp_path):
 
 def test_kl_budget_below_every_plan_is_one_line(env, tmp_path):
     out = tmp_path / "impossible"
-    result = _export(env["model"], out, "--kl-budget", "1e-9", "--budget-alphas", "1")
+    result = _export(env["model"], out, "--kl-budget", "1e-9", "--alphas", "1")
     assert result.exit_code == 2
     assert "no plan on the grid is within --kl-budget 1e-09" in result.stderr
     assert not out.exists()
@@ -113,16 +113,17 @@ def test_effect_per_kl_ranking_export(env, tmp_path):
 
 
 def test_learned_scales_export(env, tmp_path):
-    """--learn-scales: warm start from the uniform plan, KL held to that plan's own KL, the
+    """--edit scales: warm start from the uniform plan, KL held to that plan's own KL, the
     best snapshot on validation kept (its c in the manifest), verified, compared held-out."""
     out = tmp_path / "learned"
     extra = [
-        "--learn-scales",
+        "--edit",
+        "scales",
         "--scale-candidates",
         "50",
-        "--scale-steps",
+        "--edit-steps",
         "8",
-        "--scale-eval-every",
+        "--edit-eval-every",
         "4",
         "--lambda-m",
         "0.2",
@@ -130,7 +131,8 @@ def test_learned_scales_export(env, tmp_path):
     result = _export(env["model"], out, *extra, "--n-validation", "2")
     assert result.exit_code == 0, (result.output, result.exception)
     manifest = json.loads((out / "gcm_edit.json").read_text())
-    learning = manifest["scale_learning"]
+    learning = manifest["edit"]
+    assert learning["kind"] == "scales"
     uniform = n_selected(12, K_PERCENT)
     assert len(learning["candidates"]) == 6 and len(learning["history"]) == 8
     assert learning["objective"]["init_c"] == [1.0] * uniform + [0.0] * (6 - uniform)

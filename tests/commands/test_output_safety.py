@@ -19,24 +19,24 @@ from typer.testing import CliRunner
 from gcm_edit.cli.app import app
 
 # monkeypatch target: what writes the staging folder (verification may come from the cache)
-WRITE_CHECKPOINT = "gcm_edit.commands.export.write_checkpoint"
+WRITE_CHECKPOINT = "gcm_edit.commands.export_write.write_checkpoint"
 CLI = [sys.executable, "-m", "gcm_edit.cli.app"]
 # An export that stalls once its staging folder is written: it signals that (touching
 # argv[1]) and waits to be killed.
 STALLED_EXPORT = """
 import sys, time
 from pathlib import Path
-import gcm_edit.commands.export as export
+import gcm_edit.commands.export_write as export_write
 from gcm_edit.cli.app import app
 
-write = export.write_checkpoint
+write = export_write.write_checkpoint
 
 def write_and_stall(*args, **kwargs):
     write(*args, **kwargs)
     Path(sys.argv[1]).touch()
     time.sleep(600)
 
-export.write_checkpoint = write_and_stall
+export_write.write_checkpoint = write_and_stall
 app(sys.argv[2:], prog_name="gcm-edit")
 """
 
@@ -112,10 +112,10 @@ def test_force_replaces_a_file_with_the_export(env, tmp_path):
 def test_second_export_to_the_same_out_fails_at_once(env, tmp_path, monkeypatch):
     """While this process's export writes OUT, another process exports to the same OUT: it
     stops at once (exit 2, one line naming this process); this export still succeeds."""
-    import gcm_edit.commands.export as export
+    import gcm_edit.commands.export_write as export_write
 
     out = tmp_path / "out"
-    write = export.write_checkpoint
+    write = export_write.write_checkpoint
     second = []
 
     def write_while_another_export_starts(*args, **kwargs):

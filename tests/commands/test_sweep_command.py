@@ -58,8 +58,8 @@ def test_sweep_with_extra_grids_and_learned_scales(exported, env, tmp_path):
     """One frontier from several grids (bench/pareto.py): the extra grid's rows join the main
     one's; --learn-scales adds a row per snapshot within the start plan's KL, step 0 first
     (the warm start is that plan itself, so its success and KL are the start row's)."""
-    from gcm_edit.commands.settings import SweepSettings
     from gcm_edit.commands.sweep import sweep
+    from gcm_edit.commands.sweep_settings import SweepSettings
 
     common = dict(
         model=str(env["model"]),
@@ -71,12 +71,12 @@ def test_sweep_with_extra_grids_and_learned_scales(exported, env, tmp_path):
     )
     main = SweepSettings(
         methods=["attribution"],
-        rank_by=["effect"],
+        rankings=["effect"],
         ks=[25],
         alphas=[1],
         learn_scales=True,
-        scale_steps=4,
-        scale_eval_every=2,
+        edit_steps=4,
+        edit_eval_every=2,
         scale_candidates=50,
         **common,
     )

@@ -25,7 +25,7 @@ STAGES = [
     "commands",
     "cli",
 ]
-FOUNDATION = {"errors", "cache", "output", "console", "tables", "version", "memory"}
+FOUNDATION = {"errors", "cache", "keys", "output", "console", "tables", "version", "memory"}
 
 
 def level(module: str) -> int:

@@ -146,6 +146,18 @@ def test_pushes_compare_steering_with_the_heads_own_norm():
     assert [row["push"] for row in rows] == pytest.approx(expected)
 
 
+def _add_plan(p: SteeringPlan, layer: int, z, out, g: HeadGeometry) -> None:
+    """Plan `p`'s additions in `layer`: α·c·δ, and α·c·δ·(uᵀz) reading the unedited z."""
+    for (at, head), v, c in zip(p.heads, p.vectors, p.scales, strict=True):
+        if at == layer:
+            out[..., g.head_slice(head)] += p.alpha * c * v
+    rank1 = zip(p.rank1_heads, p.rank1_vectors, p.rank1_reads, p.rank1_scales, strict=True)
+    for (at, head), v, u, c in rank1:
+        if at == layer:
+            activity = (z[..., g.head_slice(head)] * u).sum(-1, keepdim=True)
+            out[..., g.head_slice(head)] += p.alpha * c * v * activity
+
+
 @contextmanager
 def hand_hooks(model, plans: list[SteeringPlan]):
     """The documented edit written out head by head, on o_proj's input in every layer:
@@ -159,14 +171,7 @@ def hand_hooks(model, plans: list[SteeringPlan]):
                 if at == layer:
                     out[..., g.head_slice(head)] *= s
         for p in plans:
-            for (at, head), v, c in zip(p.heads, p.vectors, p.scales, strict=True):
-                if at == layer:
-                    out[..., g.head_slice(head)] += p.alpha * c * v
-            rank1 = zip(p.rank1_heads, p.rank1_vectors, p.rank1_reads, p.rank1_scales, strict=True)
-            for (at, head), v, u, c in rank1:
-                if at == layer:
-                    activity = (z[..., g.head_slice(head)] * u).sum(-1, keepdim=True)
-                    out[..., g.head_slice(head)] += p.alpha * c * v * activity
+            _add_plan(p, layer, z, out, g)
         return out
 
     handles = [

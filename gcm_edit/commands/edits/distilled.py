@@ -1,0 +1,328 @@
+"""`--edit distilled`: the selected heads' edit learned from the prompted model.
+
+The mean-difference plan (α·δ on the top-k% heads) is the start and the rival. The prompted
+base model answers the recipe's distillation questions (best of `--teacher-candidates`,
+judged concept ∧ fluent ∧ relevant), the heads' b (and rank-`--edit-rank` maps A) are fitted
+to its next-token distributions under KL ≤ `--kl-budget` on neutral prompts
+(steering/distill.py), and of the snapshots the best on the validation split within that KL
+is the plan. Held-out, the card compares it with the mean-difference plan on the same heads.
+
+The model libraries are imported inside `fit`: the command line imports this config for --help.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from gcm_edit.checkpoint.sections import EditReport
+from gcm_edit.commands.edits.base import EditConfig, FittedEdit
+from gcm_edit.commands.settings import DISTILL_KL
+from gcm_edit.console import console
+from gcm_edit.errors import GcmEditError
+from gcm_edit.keys import StageConfig
+
+if TYPE_CHECKING:
+    from gcm_edit.commands.export_settings import ExportSettings
+    from gcm_edit.commands.steering_run import SteeringRun
+    from gcm_edit.commands.strength import Strength
+    from gcm_edit.pairs.teacher import TeacherSet
+    from gcm_edit.steering.distill import LearnedEdit
+
+MAX_CANDIDATES = 16  # best-of-n beyond this costs hours on a CPU for a few more answers
+
+
+class TeacherStage(StageConfig):
+    """The prompted model's judged answers to the distillation questions."""
+
+    model: str
+    questions: list[str]
+    directive: dict | None
+    prefill: dict
+    chat_template: str | None
+    decoding: Any  # model.generation.Decoding
+    candidates: int
+    generation_batch: int  # sampled answers draw from the generator batch by batch
+    judge: str | list[str]
+    fluency: dict
+    relevance: dict
+    require_relevance: bool
+
+
+class DistilledStage(StageConfig):
+    """The fitted edit: teacher answers, start plan, heads, objective, batching."""
+
+    teacher: str  # TeacherStage key
+    start: str  # the mean-difference plan's fingerprint
+    heads: list[tuple[int, int]]
+    objective: Any  # steering.distill.EditObjective
+    batch: int
+    on_policy_steps: int
+    decoding: Any  # the student's own answers (on-policy steps)
+    generation_batch: int
+
+
+class DistillationReport(EditReport):
+    """The teacher data, the objective, training and the kept snapshot."""
+
+    kind: Literal["distilled"] = "distilled"
+    questions: int  # distillation questions asked
+    teacher_answers: int  # questions with a good prompted answer (the training set)
+    teacher_candidates: int  # answers generated in all (greedy + samples)
+    greedy_kept: int  # of the teacher answers, those that were the greedy one
+    heads: list[list[int]]
+    title: ClassVar[str] = "Distilled edit vs the mean-difference plan on the same heads (held-out)"
+    learned: ClassVar[str] = "distilled edit"
+
+    def card_section(self) -> str:
+        goal = self.objective
+        kept = (
+            "the mean-difference plan itself (step 0): no distilled snapshot did better"
+            if self.chosen_step == 0
+            else f"step {self.chosen_step}"
+        )
+        maps = f" and a rank-{goal['rank']} map A_h" if goal["rank"] else ""
+        return f"""## Distilled edit
+
+The edit was learned from the prompted model (context distillation). The base model, asked
+the recipe's {self.questions} distillation questions *with* its directive, answered each
+until an answer was good, greedy first, then sampled ({self.teacher_candidates} answers in
+all);
+{self.teacher_answers} questions got an answer judged concept ∧ fluent ∧ relevant
+({self.greedy_kept} of them greedy), and those answers are the training set. Each selected
+head learned a vector b_h (starting at α·δ_h){maps}, z_h ← z_h + A_h z_h + b_h, to match the
+prompted model's next-token distributions without the directive, with KL(base ‖ edited) per
+neutral token held to {goal["kl_target"]:g} by a Lagrange multiplier ({goal["steps"]} Adam
+steps). Of the snapshots every {goal["snapshot_every"]} steps, the best on the validation split
+within that KL was kept: {kept}. Held-out, against the mean-difference plan on the same heads:
+
+{self.table().markdown()}
+
+"""
+
+
+def _flag(name: str) -> dict:
+    return {"flag": name}
+
+
+class DistilledConfig(EditConfig):
+    """The heads' edit learned from the model asked with the directive."""
+
+    kind: Literal["distilled"] = "distilled"
+    budget_is_target: ClassVar[bool] = True
+    rank: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="Rank of each head's learned map A_h (0: vectors only).",
+        json_schema_extra=_flag("edit-rank"),
+    )
+    # 80 steps of 4 answers: its time is in docs/results.md#stage-times-and-the-cold-budget
+    steps: int = Field(
+        80,
+        ge=1,
+        description="Optimiser steps of the learned edit.",
+        json_schema_extra=_flag("edit-steps"),
+    )
+    batch: int = Field(
+        4,
+        ge=1,
+        le=4096,
+        description="Teacher answers per distillation step.",
+        json_schema_extra=_flag("edit-batch"),
+    )
+    on_policy_steps: int = Field(
+        0,
+        ge=0,
+        description="Then this many steps on the student's own answers, scored by the "
+        "teacher (on-policy); early stopping keeps them only if they win on validation.",
+        json_schema_extra=_flag("edit-on-policy-steps"),
+    )
+    lr: float = Field(
+        0.05, gt=0, description="Adam step of the learned edit.", json_schema_extra=_flag("edit-lr")
+    )
+    eval_every: int = Field(
+        40,
+        ge=1,
+        description="Steps between snapshots measured on validation.",
+        json_schema_extra=_flag("edit-eval-every"),
+    )
+    questions: int = Field(
+        128,
+        ge=1,
+        description="Distillation questions the prompted model answers.",
+        json_schema_extra=_flag("distill-questions"),
+    )
+    teacher_candidates: int = Field(
+        3,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description="Answers per distillation question at most (greedy, then samples).",
+    )
+    lambda_f: float = Field(
+        1.0, ge=0, description="Starting weight of KL (a multiplier holds KL to its target)."
+    )
+
+    def written_as(self, start: str) -> str:
+        return "distilled"  # vectors and maps, not α·δ
+
+    def teacher_stage(self, run: SteeringRun, settings: ExportSettings) -> TeacherStage:
+        from gcm_edit.evaluation.relevance import RELEVANCE
+
+        recipe = run.recipe
+        return TeacherStage(
+            model=run.model_ref.fingerprint(),
+            questions=recipe.distill_questions()[: self.questions],
+            directive=recipe.directive.model_dump() if recipe.directive else None,
+            prefill=recipe.prefill.model_dump(exclude_none=True),
+            chat_template=run.tokenizer.chat_template,
+            decoding=run.decoding,
+            candidates=self.teacher_candidates,
+            generation_batch=settings.generation_batch,
+            judge=run.judge_id,
+            fluency=recipe.fluency.model_dump(),
+            relevance=RELEVANCE,
+            require_relevance=recipe.require_relevance,
+        )
+
+    def teacher_set(self, run: SteeringRun, stage: TeacherStage) -> TeacherSet:
+        """The prompted model's good answers to the distillation questions (cached stage)."""
+        from gcm_edit.pairs.teacher import TeacherSet, build_teacher_set
+
+        def keep(asked: list[str], texts: list[str]) -> list[bool]:
+            return [row["success"] for row in run.judged(asked, texts).answers]
+
+        def build() -> TeacherSet:
+            teacher = build_teacher_set(
+                run.model,
+                run.tokenizer,
+                run.recipe,
+                stage.questions,
+                stage.decoding,
+                stage.candidates,
+                keep,
+                stage.generation_batch,
+            )
+            if not teacher.examples:
+                raise GcmEditError(
+                    f"the prompted model gave no good answer (concept ∧ fluent ∧ relevant) to "
+                    f"{len(stage.questions)} distillation questions in {stage.candidates} "
+                    "tries: raise --teacher-candidates, or use --edit mean-diff"
+                )
+            return teacher
+
+        return run.cached(
+            "teacher-{key}.json",
+            "teacher answers",
+            stage,
+            build,
+            encode=TeacherSet.to_json,
+            decode=TeacherSet.from_json,
+            label="teacher answers",
+        )
+
+    def fit(self, run: SteeringRun, strength: Strength, settings: ExportSettings) -> FittedEdit:
+        from gcm_edit.commands.candidates import best_snapshot
+        from gcm_edit.steering.distill import NEUTRAL_PER_STEP, EditObjective
+
+        rival = strength.plan(run)
+        teacher_stage = self.teacher_stage(run, settings)
+        teacher = self.teacher_set(run, teacher_stage)
+        goal = EditObjective(
+            rank=self.rank,
+            lr=self.lr,
+            steps=self.steps,
+            kl_target=DISTILL_KL if settings.kl_budget is None else settings.kl_budget,
+            lambda_f=self.lambda_f,
+            seed=settings.seed,
+            snapshot_every=self.eval_every,
+            neutral_prompts=NEUTRAL_PER_STEP,
+        )
+        stage = DistilledStage(
+            teacher=teacher_stage.key(),
+            start=rival.fingerprint(),
+            heads=list(rival.heads),
+            objective=goal,
+            batch=self.batch,
+            on_policy_steps=self.on_policy_steps,
+            decoding=run.decoding,
+            generation_batch=settings.generation_batch,
+        )
+        result = self._learned(run, stage, rival, teacher)
+        snapshots = [(x["step"], result.plan(run.geometry, x["step"])) for x in result.snapshots]
+        chosen = best_snapshot(
+            run,
+            strength,
+            snapshots,
+            goal.kl_target,
+            "distilled",
+            "distilled",
+            settings.n_validation,
+        )
+        if chosen is None:
+            smallest = min(run.retention(plan).kl for _, plan in snapshots)
+            raise GcmEditError(
+                f"no distilled snapshot stays within KL {goal.kl_target:g} (the smallest was "
+                f"{smallest:.3f}): raise --kl-budget or --edit-steps"
+            )
+        step, plan, rows = chosen
+        console.print(
+            f"distilled edit: kept step {step} on {len(plan.steered_heads)} heads from "
+            f"{len(teacher.examples)} teacher answers, KL target {goal.kl_target:g}"
+        )
+
+        def report(comparison) -> DistillationReport:
+            return DistillationReport(
+                objective=vars(goal),
+                questions=teacher.n_questions,
+                teacher_answers=len(teacher.examples),
+                teacher_candidates=teacher.candidates,
+                greedy_kept=teacher.greedy_kept,
+                heads=[list(h) for h in result.heads],
+                chosen_step=step,
+                history=result.history,
+                validation=rows,
+                comparison=comparison,
+            )
+
+        return FittedEdit(plan, rival, "mean-diff", report)
+
+    @staticmethod
+    def _learned(
+        run: SteeringRun, stage: DistilledStage, rival, teacher: TeacherSet
+    ) -> LearnedEdit:
+        from gcm_edit.steering.distill import LearnedEdit, learn_edit
+        from gcm_edit.steering.vectors import HEAD_NORM
+
+        heads = stage.heads
+        head_norm = run.deltas[HEAD_NORM]
+
+        def decode(data: dict) -> LearnedEdit:
+            result = LearnedEdit(**{**data, "heads": [tuple(h) for h in data["heads"]]})
+            if result.heads != heads or not result.snapshots:
+                raise ValueError("an edit of other heads")
+            return result
+
+        on_policy = None
+        if stage.on_policy_steps:
+            on_policy = (stage.on_policy_steps, stage.decoding, stage.generation_batch)
+        return run.cached(
+            "distilled-{key}.json",
+            "distilled edit",
+            stage,
+            lambda: learn_edit(
+                run.model,
+                run.tokenizer,
+                teacher.examples,
+                heads,
+                rival.alpha * rival.vectors,
+                head_norm[[h[0] for h in heads], [h[1] for h in heads]],
+                stage.objective,
+                stage.batch,
+                on_policy,
+            ),
+            encode=vars,
+            decode=decode,
+            label="distilled edit",
+        )
