@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 from hostile_kit import MODEL_MISSING, NO_MODEL, TINY, Case, Sandbox, export, jsonl, verse, write
-from tiny_models import write_tiny_gguf
+
+from gcm_edit.model.tiny import write_tiny_gguf
 
 
 def recipe_case(name: str, says: str, data: dict | None = None, text=None, **fields) -> Case:

@@ -26,7 +26,8 @@ from hostile_kit import (
     verse,
     write,
 )
-from tiny_models import save_tiny_model_dir
+
+from gcm_edit.model.tiny import save_tiny_model_dir
 
 REFERENCE_ENTRIES: list[str] = []  # the run folder's entries right after the reference export
 

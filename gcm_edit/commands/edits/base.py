@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gcm_edit.checkpoint.sections import EditReport, PlanComparison
 
@@ -17,6 +17,30 @@ if TYPE_CHECKING:
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.commands.strength import Strength
     from gcm_edit.steering.plan import SteeringPlan
+
+
+def flag(name: str) -> dict:
+    """A nested option's command-line name (`--edit-rank`), given as its field's extra."""
+    return {"flag": name}
+
+
+# Options every learned edit reads, under one flag and one description each.
+LEARNED = {
+    "steps": ("edit-steps", "Optimiser steps of the learned edit.", {"ge": 1}),
+    "lr": ("edit-lr", "Adam step of the learned edit.", {"gt": 0}),
+    "eval_every": ("edit-eval-every", "Steps between snapshots measured on validation.", {"ge": 1}),
+    "lambda_f": (
+        "lambda-f",
+        "Starting weight of KL (a multiplier holds KL to its target).",
+        {"ge": 0},
+    ),
+}
+
+
+def learned_option(name: str, default: Any) -> Any:
+    """Field `name` of LEARNED with this edit's default."""
+    option, description, bounds = LEARNED[name]
+    return Field(default, description=description, json_schema_extra=flag(option), **bounds)
 
 
 @dataclass(frozen=True)

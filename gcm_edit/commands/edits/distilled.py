@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from gcm_edit.checkpoint.sections import EditReport
-from gcm_edit.commands.edits.base import EditConfig, FittedEdit
+from gcm_edit.commands.edits.base import EditConfig, FittedEdit, flag, learned_option
 from gcm_edit.commands.settings import DISTILL_KL
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
@@ -102,10 +102,6 @@ within that KL was kept: {kept}. Held-out, against the mean-difference plan on t
 """
 
 
-def _flag(name: str) -> dict:
-    return {"flag": name}
-
-
 class DistilledConfig(EditConfig):
     """The heads' edit learned from the model asked with the directive."""
 
@@ -116,43 +112,31 @@ class DistilledConfig(EditConfig):
         ge=0,
         le=64,
         description="Rank of each head's learned map A_h (0: vectors only).",
-        json_schema_extra=_flag("edit-rank"),
+        json_schema_extra=flag("edit-rank"),
     )
     # 80 steps of 4 answers: its time is in docs/results.md#stage-times-and-the-cold-budget
-    steps: int = Field(
-        80,
-        ge=1,
-        description="Optimiser steps of the learned edit.",
-        json_schema_extra=_flag("edit-steps"),
-    )
+    steps: int = learned_option("steps", 80)
     batch: int = Field(
         4,
         ge=1,
         le=4096,
         description="Teacher answers per distillation step.",
-        json_schema_extra=_flag("edit-batch"),
+        json_schema_extra=flag("edit-batch"),
     )
     on_policy_steps: int = Field(
         0,
         ge=0,
         description="Then this many steps on the student's own answers, scored by the "
         "teacher (on-policy); early stopping keeps them only if they win on validation.",
-        json_schema_extra=_flag("edit-on-policy-steps"),
+        json_schema_extra=flag("edit-on-policy-steps"),
     )
-    lr: float = Field(
-        0.05, gt=0, description="Adam step of the learned edit.", json_schema_extra=_flag("edit-lr")
-    )
-    eval_every: int = Field(
-        40,
-        ge=1,
-        description="Steps between snapshots measured on validation.",
-        json_schema_extra=_flag("edit-eval-every"),
-    )
+    lr: float = learned_option("lr", 0.05)
+    eval_every: int = learned_option("eval_every", 40)
     questions: int = Field(
         128,
         ge=1,
         description="Distillation questions the prompted model answers.",
-        json_schema_extra=_flag("distill-questions"),
+        json_schema_extra=flag("distill-questions"),
     )
     teacher_candidates: int = Field(
         3,
@@ -160,9 +144,7 @@ class DistilledConfig(EditConfig):
         le=MAX_CANDIDATES,
         description="Answers per distillation question at most (greedy, then samples).",
     )
-    lambda_f: float = Field(
-        1.0, ge=0, description="Starting weight of KL (a multiplier holds KL to its target)."
-    )
+    lambda_f: float = learned_option("lambda_f", 1.0)
 
     def written_as(self, start: str) -> str:
         return "distilled"  # vectors and maps, not α·δ

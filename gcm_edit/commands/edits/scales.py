@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from gcm_edit.checkpoint.sections import EditReport
-from gcm_edit.commands.edits.base import EditConfig, FittedEdit
+from gcm_edit.commands.edits.base import EditConfig, FittedEdit, flag, learned_option
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
 from gcm_edit.keys import StageConfig
@@ -77,10 +77,6 @@ split within the KL target was kept: {kept}. Held-out, against that uniform plan
 """
 
 
-def _flag(name: str) -> dict:
-    return {"flag": name}
-
-
 class ScalesConfig(EditConfig):
     """A steering scale per head, learned from the best uniform plan at no more KL."""
 
@@ -90,31 +86,17 @@ class ScalesConfig(EditConfig):
         gt=0,
         le=100,
         description="Candidate heads for learned scales: top % by score.",
-        json_schema_extra=_flag("scale-candidates"),
+        json_schema_extra=flag("scale-candidates"),
     )
-    steps: int = Field(
-        40,
-        ge=1,
-        description="Optimiser steps of the learned edit.",
-        json_schema_extra=_flag("edit-steps"),
-    )
-    lr: float = Field(
-        0.05, gt=0, description="Adam step of the learned edit.", json_schema_extra=_flag("edit-lr")
-    )
-    lambda_f: float = Field(
-        1.0, ge=0, description="Starting weight of KL (a multiplier holds KL to its target)."
-    )
-    eval_every: int = Field(
-        10,
-        ge=1,
-        description="Steps between snapshots measured on validation.",
-        json_schema_extra=_flag("edit-eval-every"),
-    )
+    steps: int = learned_option("steps", 40)
+    lr: float = learned_option("lr", 0.05)
+    lambda_f: float = learned_option("lambda_f", 1.0)
+    eval_every: int = learned_option("eval_every", 10)
     lambda_m: float = Field(0.5, ge=0, description="Weight of the L1 term (learned scales).")
     head_scale: bool = Field(
         False,
         description="Also learn s scaling each head's own output (z ← s·z + α·c·δ).",
-        json_schema_extra=_flag("learn-head-scale"),
+        json_schema_extra=flag("learn-head-scale"),
     )
 
     def fit(self, run: SteeringRun, strength: Strength, settings) -> FittedEdit:
