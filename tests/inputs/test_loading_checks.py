@@ -35,7 +35,7 @@ def test_parse_device_refuses_in_one_line(text, message):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_refused():
-    with pytest.raises(GcmEditError, match="--device cuda: this machine has 0 cuda devices"):
+    with pytest.raises(GcmEditError, match="--accelerator cuda: this machine has 0 cuda devices"):
         parse_device("cuda")
 
 
