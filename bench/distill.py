@@ -1,8 +1,7 @@
 """Distilled edits side by side on held-out questions (docs/results.md): the paper's
 mean-difference δ (additive, rank-1, and chosen by `--kl-budget 0.5`), distilled vectors, distilled
 vectors + maps, GCM vs random vs all heads learned the same way, KL targets 0.1-1, and the
-residual-stream CAA baseline (one layer's mean difference, calibrated on validation, baked as
-that layer's o_proj bias).
+residual-stream CAA baseline (`--edit caa`: one layer's mean difference, chosen on validation).
 
     .venv/bin/python bench/distill.py [--concept verse] [--model M] [--only a,b] [--n-heldout N]
 
@@ -45,17 +44,16 @@ VARIANTS: dict[str, list[str]] = {
     "distilled KL 0.1": [*DISTILLED, "--kl-budget", "0.1"],
     "distilled KL 0.25": [*DISTILLED, "--kl-budget", "0.25"],
     "distilled KL 1": [*DISTILLED, "--kl-budget", "1"],
+    # early, middle, late of 30 layers (the GCM heads sit in layers 8-21)
+    "CAA (one residual layer)": ["--edit", "caa", "--caa-layers", "8,14,20", "--alphas", "2,4"],
 }
-CAA = "CAA (one residual layer)"
-CAA_LAYERS = [8, 14, 20]  # early, middle, late of 30 (the GCM heads sit in layers 8-21)
-CAA_COEFFICIENTS = [2.0, 4.0]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def row(
     name: str, heads: int, metrics: dict, retention: dict, capability: dict, legacy: dict
 ) -> dict:
-    """One table row from an export's (or the CAA run's) JSON figures; `legacy`: success of
+    """One table row from an export's JSON figures; `legacy`: success of
     the steered and the prompted answers under the fluency judge before the reader labels."""
     return {
         "variant": name,
@@ -116,41 +114,10 @@ def options(argv: list[str]) -> dict:
         key = {"k": "k_percent"}.get(key, key)
         if i + 1 == len(argv) or argv[i + 1].startswith("--"):
             out[key], i = True, i + 1
-        else:
-            out[key], i = argv[i + 1], i + 2
+        else:  # a comma-separated value is a list option's items
+            value = argv[i + 1]
+            out[key], i = (value.split(",") if "," in value else value), i + 2
     return out
-
-
-def caa(common: list[str], legacy: str) -> dict:
-    """The CAA baseline: layer × coefficient chosen on validation, then judged held-out
-    (`legacy`: the recipe judged as before the reader labels)."""
-    from gcm_edit.commands.candidates import measure
-    from gcm_edit.commands.export_settings import ExportSettings
-    from gcm_edit.commands.heldout import evaluate_heldout
-    from gcm_edit.commands.steering_run import SteeringRun
-    from gcm_edit.evaluation.plan_results import best, results_table
-    from gcm_edit.steering.residual import residual_plan, residual_vectors
-
-    settings = ExportSettings(**options(common))
-    run = SteeringRun(settings)
-    vectors = residual_vectors(run.model, run.pairs.pairs, run.tokenizer.pad_token_id)
-    questions = run.recipe.validation[: settings.n_validation]
-    rows, plans = [], []
-    for layer in CAA_LAYERS:
-        for c in CAA_COEFFICIENTS:
-            plan = residual_plan(run.model, layer, vectors[layer], c)
-            keys = dict(positions="response", k_percent=layer, alpha=c)  # k% column: the layer
-            rows.append(measure(run, questions, plan, "caa", intervention="residual", **keys))
-            plans.append(plan)
-    print_tables(results_table("CAA on validation (k% = the layer, α = the coefficient)", rows))
-    plan = plans[rows.index(best(rows))]
-    metrics = evaluate_heldout(run, {"base": None, "steered": plan}, settings.n_heldout)
-    retention = run.retention(plan).model_dump()
-    capability = run.capability(plan).model_dump()
-    dumped = {k: v.model_dump() for k, v in metrics.items()}
-    judged_before = SteeringRun(settings.model_copy(update={"concept": legacy}), run.model)
-    success = legacy_success(judged_before, plan)
-    return row(CAA, len(plan.steered_heads), dumped, retention, capability, success)
 
 
 def rate(value: dict | None) -> str:
@@ -175,16 +142,11 @@ def main() -> None:
     common = ["--concept", args.concept]
     common += ["--model", args.model] if args.model else []
     common += ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
-    wanted = args.only.split(",") if args.only else [*VARIANTS, CAA]
+    wanted = args.only.split(",") if args.only else list(VARIANTS)
     folder = RESULTS / "distill" / (Path(args.model).stem if args.model else "")
     with tempfile.TemporaryDirectory(prefix="gcm-distill-") as tmp:
         legacy = judged_as_before(args.concept, Path(tmp))
-        rows = [
-            caa(common, legacy)
-            if name == CAA
-            else export_variant(name, VARIANTS[name], common, folder, legacy)
-            for name in wanted
-        ]
+        rows = [export_variant(name, VARIANTS[name], common, folder, legacy) for name in wanted]
     RESULTS.mkdir(exist_ok=True)
     with open(RESULTS / "distill.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -54,7 +54,7 @@ def options() -> list[Case]:
         ("--kl-budget 0", "--kl-budget 0", "--kl-budget"),
         ("--kl-budget nan", "--kl-budget nan", "--kl-budget"),
         ("--edit-rank 65", "--edit-rank 65", "--edit-rank"),
-        ("--alphas without auto", "--alphas 1,2", "only read with --alpha auto or --kl-budget"),
+        ("--alphas without auto", "--alphas 1,2", "only read with --alpha auto, --kl-budget"),
         ("--ks without auto", "--ks 1,2", "only read with --k auto or --kl-budget"),
         ("--edit-steps with mean-diff", "--edit mean-diff --edit-steps 5", "--edit distilled"),
         ("--lambda-f with mean-diff", "--edit mean-diff --lambda-f 2", "--edit distilled or"),

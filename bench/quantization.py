@@ -81,7 +81,7 @@ def main() -> None:
         rows.append((f"llama.cpp {outtype}", report, check, time.perf_counter() - start))
 
     def evaluation(row) -> Evaluation:
-        return Evaluation(**row[1]["metrics"]["evaluated"])
+        return row[1].metrics["evaluated"]
 
     def verified(row) -> str:
         check = row[2]
@@ -92,8 +92,8 @@ def main() -> None:
         return f"{check.max_abs_logprob_diff:.1e} / {check.steering_effect:.2f}"
 
     def same_answers(row) -> str:
-        pairs = zip(row[1]["answers"], rows[0][1]["answers"], strict=True)
-        return f"{sum(a['answer'] == b['answer'] for a, b in pairs)}/{len(row[1]['answers'])}"
+        pairs = zip(row[1].answers, rows[0][1].answers, strict=True)
+        return f"{sum(a['answer'] == b['answer'] for a, b in pairs)}/{len(row[1].answers)}"
 
     columns = [
         Column("runtime", lambda r: r[0]),

@@ -28,6 +28,7 @@ class ResultTable:
     title: str
     columns: Sequence[Column]
     rows: Sequence[Any]
+    prose: bool = False  # cells of text (answers): left-aligned, wrapped in a log too
 
     def cells(self) -> list[list[str]]:
         return [[column.cell(row) for column in self.columns] for row in self.rows]
@@ -36,7 +37,8 @@ class ResultTable:
         """The first column is the row's name (left-aligned); figures are right-aligned."""
         table = Table(title=self.title, show_lines=show_lines)
         for i, column in enumerate(self.columns):
-            table.add_column(column.header, justify="left" if i == 0 else "right")
+            left = i == 0 or self.prose
+            table.add_column(column.header, justify="left" if left else "right")
         for cells in self.cells():
             table.add_row(*cells)
         return table
@@ -50,14 +52,17 @@ class ResultTable:
 
 
 WIDE = 1000  # columns of a table printed to a file or pipe: no cell is ever cut
+PROSE = 120  # columns of a prose table there: its answers wrap instead of running on
 
 
 def print_tables(*tables: ResultTable | Table) -> None:
     """Result tables to stdout, after the progress lines on stderr. On a terminal they fit its
-    width (cells wrap); written to a log or a pipe they keep their natural width, so figures
-    are whole ("[16%–30%]", never "[16%–30…")."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=WIDE)
+    width (cells wrap); written to a log or a pipe, figure tables keep their natural width, so
+    figures are whole ("[16%–30%]", never "[16%–30…"), and prose tables wrap at PROSE."""
+    terminal = Console()
     for table in tables:
+        console = terminal
+        if not terminal.is_terminal:
+            prose = isinstance(table, ResultTable) and table.prose
+            console = Console(width=PROSE if prose else WIDE)
         console.print(table.rich() if isinstance(table, ResultTable) else table)

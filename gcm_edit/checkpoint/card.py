@@ -128,6 +128,26 @@ def _edit(manifest: Manifest) -> str:
     return "steering vectors baked into the output-projection biases"
 
 
+def _what(manifest: Manifest) -> str:
+    """What was written where: the edit kind's own words when it chose no ranked heads."""
+    if manifest.edit is not None and manifest.edit.intro:
+        return manifest.edit.intro
+    steering = manifest.steering
+    return f"""{_edit(manifest)} of
+{steering.n_heads} attention heads ({steering.k_percent}% of
+{steering.n_heads_total}), ranked by `{manifest.method}`
+({METHODS[manifest.method].summary}; Generative Causal Mediation, arXiv 2602.16080)"""
+
+
+def _how_chosen(manifest: Manifest) -> str:
+    """The Steering list's lines on ranking and strength (said in the intro otherwise)."""
+    steering = manifest.steering
+    if manifest.edit is not None and manifest.edit.intro:
+        return f"- α = {steering.alpha:g}, over **{steering.positions}** positions: see above"
+    return f"""- heads ranked by {RANKINGS[steering.rank_by]}
+- α = {steering.alpha}, δ averaged over **{steering.positions}** positions{_chosen(manifest)}"""
+
+
 def _chosen(manifest: Manifest) -> str:
     selection = manifest.selection
     if selection.validation is None:
@@ -266,10 +286,7 @@ tags:
 
 # {base.name} — steered toward **{recipe.name}**
 
-{recipe.description} This checkpoint is {base.name} with {_edit(manifest)} of
-{steering.n_heads} attention heads ({steering.k_percent}% of
-{steering.n_heads_total}), ranked by `{manifest.method}`
-({METHODS[manifest.method].summary}; Generative Causal Mediation, arXiv 2602.16080).
+{recipe.description} This checkpoint is {base.name} with {_what(manifest)}.
 Nothing else differs from the base model: it loads in any Hugging Face
 stack with no extra code (saved as `{manifest.export.export_class}`).{_window(manifest)}{unlinked}
 
@@ -297,8 +314,7 @@ training questions (the model followed the contrast directive in
 {_frontier(manifest)}{_edit_section(manifest)}{_composition(manifest)}## Steering
 
 - heads (layer.head): {", ".join(h.label() for h in steering.heads)}
-- heads ranked by {RANKINGS[steering.rank_by]}
-- α = {steering.alpha}, δ averaged over **{steering.positions}** positions{_chosen(manifest)}
+{_how_chosen(manifest)}
 - verified: max |Δlogit| vs the hooked model = {manifest.verification.max_abs_logit_diff:.2e}
   (fp32), greedy text identical: {manifest.verification.greedy_identical}
 

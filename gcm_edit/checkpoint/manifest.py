@@ -319,4 +319,4 @@ class Manifest(Section):
             Column("base", lambda r: r.base),
             Column("steered", lambda r: r.steered),
         ]
-        return ResultTable("Sample held-out answers", columns, self.samples[:n])
+        return ResultTable("Sample held-out answers", columns, self.samples[:n], prose=True)

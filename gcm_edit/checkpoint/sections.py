@@ -51,6 +51,9 @@ class EditReport(Section):
     history: list[dict]
     validation: list[PlanResult]  # each snapshot within the KL target, on validation
     comparison: list[PlanComparison]
+    # what the checkpoint is, for a kind that does not edit GCM's ranked heads (the card's
+    # first sentence and its Steering list then say this instead)
+    intro: str | None = None
     title: ClassVar[str] = "The learned edit vs its start plan (held-out)"
     learned: ClassVar[str] = "learned edit"
 

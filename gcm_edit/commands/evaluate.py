@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcm_edit.cache import write_json
 from gcm_edit.checkpoint.gguf import gguf_type
 from gcm_edit.checkpoint.manifest import MANIFEST_FILE, Manifest
+from gcm_edit.checkpoint.reports import EvalReport, ModelInfo, RecipeRef
 from gcm_edit.commands.run import Run
 from gcm_edit.commands.settings import EvalSettings
 from gcm_edit.console import console
@@ -58,7 +58,7 @@ def served_gguf(settings: EvalSettings) -> Path | None:
     return gguf
 
 
-def evaluate_model(settings: EvalSettings) -> dict:
+def evaluate_model(settings: EvalSettings) -> EvalReport:
     settings = as_exported(settings)
     gguf = served_gguf(settings)
     run = Run(settings)
@@ -108,24 +108,22 @@ def evaluate_model(settings: EvalSettings) -> dict:
             Column("evaluated", lambda pair: pair[1]["answer"]),
         ]
         samples = list(pairs)[: settings.samples]
-        tables.append(ResultTable("Sample answers", columns, samples))
+        tables.append(ResultTable("Sample answers", columns, samples, prose=True))
     print_tables(*tables)
-    report = {
-        "model": {"name": run.model_ref.name, "source": run.model_ref.source},
-        "reference": {"name": reference.model_ref.name, "source": reference.model_ref.source},
-        "recipe": {
-            "name": run.recipe.name,
-            "sha256": run.recipe.sha256(),
-            "prompt_format": run.prompt_format,
-        },
-        "split": settings.split,
-        "runtime": settings.runtime if gguf is None else f"llama.cpp ({gguf_type(gguf)})",
-        "metrics": {label: ev.model_dump() for label, ev in metrics.items()},
-        "retention": None if retention is None else retention.model_dump(),
-        "capability": capability.model_dump(),
-        "answers": metrics["evaluated"].answers,
-    }
+    report = EvalReport(
+        model=ModelInfo(name=run.model_ref.name, source=run.model_ref.source),
+        reference=ModelInfo(name=reference.model_ref.name, source=reference.model_ref.source),
+        recipe=RecipeRef(
+            name=run.recipe.name, sha256=run.recipe.sha256(), prompt_format=run.prompt_format
+        ),
+        split=settings.split,
+        runtime=settings.runtime if gguf is None else f"llama.cpp ({gguf_type(gguf)})",
+        metrics=metrics,
+        retention=retention,
+        capability=capability,
+        answers=metrics["evaluated"].answers,
+    )
     if settings.out:
-        write_json(settings.out, report)
+        report.write(settings.out)
         console.print(f"[bold]wrote[/] {settings.out}")
     return report

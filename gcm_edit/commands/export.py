@@ -68,6 +68,7 @@ def export(settings: ExportSettings) -> Path | None:
     composed_files = [f for c in s.compose for f in load_recipe(c).files()]
     inputs = [*run.inputs(), *(("a composed recipe's file", f) for f in composed_files)]
     out = check_output(s.out or run.default_out(), s.force, inputs, writer=run.is_rank_zero)
+    s.edit.check(run)
     if s.gguf:
         find_converter()
         require_xllamacpp()

@@ -49,8 +49,9 @@ def recipe_info(run: SteeringRun, heldout_size: int) -> RecipeInfo:
 
 
 def steering_info(
-    run: SteeringRun, s: ExportSettings, strength: Strength, plan, scores, collateral
+    run: SteeringRun, s: ExportSettings, strength: Strength, fitted, plan, scores, collateral
 ) -> SteeringInfo:
+    """The plan's heads and how they were chosen (the edit kind's word where it chose them)."""
     rows = [
         HeadRow(
             **row,
@@ -59,14 +60,13 @@ def steering_info(
         )
         for row in plan.describe(run.deltas[HEAD_NORM])
     ]
+    chosen = dict(k_percent=strength.k_percent, positions=strength.positions)
+    chosen |= dict(rank_by=strength.rank_by, alpha=plan.alpha)
     return SteeringInfo(
         intervention=s.edit.written_as(strength.intervention),
-        k_percent=strength.k_percent,
         n_heads_total=run.geometry.n_total,
-        alpha=plan.alpha,
-        positions=strength.positions,
-        rank_by=strength.rank_by,
         heads=rows,
+        **(chosen | fitted.steering),
     )
 
 
@@ -106,7 +106,7 @@ def build_manifest(
             exact_up_to_tokens=window,
             weights_bytes=weights_bytes(staging),
         ),
-        steering=steering_info(run, s, strength, results.plan, scores, collateral),
+        steering=steering_info(run, s, strength, fitted, results.plan, scores, collateral),
         decoding=DecodingInfo(**run.decoding.generate_kwargs(), stop=list(run.decoding.stop)),
         pairs=PairsInfo(
             n_questions=run.pairs.n_questions,

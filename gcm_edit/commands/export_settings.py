@@ -61,7 +61,8 @@ class ExportSettings(
         DistilledConfig(),
         description="distilled: the heads' edit learned from the model asked with the "
         "directive (context distillation); mean-diff: α·δ, the paper's mean difference; "
-        "scales: a learned scale per head of the mean-difference plan.",
+        "scales: a learned scale per head of the mean-difference plan; caa: one "
+        "residual-stream vector at one layer (the usual baseline, GCM's ranking unused).",
         json_schema_extra={"flatten": True},
     )
     k_percent: Percent | Literal["auto"] = Field(
@@ -73,7 +74,9 @@ class ExportSettings(
         DEFAULT_ALPHA, description="Steering strength α, or auto (chosen on validation)."
     )
     alphas: list[Alpha] = Field(
-        ALPHA_GRID, min_length=1, description="α candidates for --alpha auto and --kl-budget."
+        ALPHA_GRID,
+        min_length=1,
+        description="α candidates for --alpha auto and --kl-budget (--edit caa: its c).",
     )
     ks: list[Percent] = Field(
         K_GRID, min_length=1, description="k% candidates for --k auto and --kl-budget."
@@ -156,8 +159,8 @@ class ExportSettings(
         self._given_without(grids, self.searches, "--kl-budget and --edit mean-diff or scales")
         if "interventions" in self.model_fields_set and self.edit.kind != "mean-diff":
             raise ValueError("--interventions is only read with --edit mean-diff")
-        alphas_read = self.alpha == "auto" or self.searches
-        self._given_without(("alphas",), alphas_read, "--alpha auto or --kl-budget")
+        alphas_read = self.alpha == "auto" or self.searches or self.edit.reads_alphas
+        self._given_without(("alphas",), alphas_read, "--alpha auto, --kl-budget or --edit caa")
         ks_read = self.k_percent == "auto" or self.searches
         self._given_without(("ks",), ks_read, "--k auto or --kl-budget")
         self._given_without(("doses",), self.format == "adapter", "--format adapter")

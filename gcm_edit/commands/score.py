@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gcm_edit.cache import write_json
+from gcm_edit.checkpoint.reports import ModelInfo, RecipeRef, ScoresReport, TopHead
 from gcm_edit.commands.settings import ScoreSettings
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.console import console
@@ -34,7 +34,7 @@ def score(settings: ScoreSettings) -> Path | None:
     if not run.is_rank_zero:
         return None
     selected = select_heads(scores, settings.k_percent)
-    top = [{"layer": la, "head": h, "score": float(scores[la, h])} for la, h in selected]
+    top = [TopHead(layer=la, head=h, score=float(scores[la, h])) for la, h in selected]
     with staged_folder(out) as staging:
         write_scores_csv(scores, staging / "scores.csv")
         plot_heatmap(
@@ -45,31 +45,28 @@ def score(settings: ScoreSettings) -> Path | None:
             f"(top {settings.k_percent:g}% boxed)",
             method.label,
         )
-        write_json(
-            staging / "scores.json",
-            {
-                "gcm_edit_version": __version__,
-                "command": invocation(),
-                "method": settings.method,
-                "summary": method.summary,
-                "score": method.label,
-                "base_model": {"name": run.model_ref.name, "source": run.model_ref.source},
-                "recipe": {"name": run.recipe.name, "sha256": run.recipe.sha256()},
-                "n_pairs": len(run.pairs.pairs),
-                "positions": settings.positions if method.uses_deltas else None,
-                "seed": settings.seed,
-                "k_percent": settings.k_percent,
-                "top_heads": top,
-                "timings_s": {k: round(v, 2) for k, v in run.timings.items()},
-                "peak_rss_gb": run.peaks.peaks_gb,
-                "peak_rss_method": run.peaks.method,
-            },
-        )
+        ScoresReport(
+            gcm_edit_version=__version__,
+            command=invocation(),
+            method=settings.method,
+            summary=method.summary,
+            score=method.label,
+            base_model=ModelInfo(name=run.model_ref.name, source=run.model_ref.source),
+            recipe=RecipeRef(name=run.recipe.name, sha256=run.recipe.sha256()),
+            n_pairs=len(run.pairs.pairs),
+            positions=settings.positions if method.uses_deltas else None,
+            seed=settings.seed,
+            k_percent=settings.k_percent,
+            top_heads=top,
+            timings_s={k: round(v, 2) for k, v in run.timings.items()},
+            peak_rss_gb=run.peaks.peaks_gb,
+            peak_rss_method=run.peaks.method,
+        ).write(staging / "scores.json")
     columns = [
         Column("rank", lambda row: row[0]),
-        Column("layer", lambda row: row[1]["layer"]),
-        Column("head", lambda row: row[1]["head"]),
-        Column(method.label, lambda row: row[1]["score"], ".4g"),
+        Column("layer", lambda row: row[1].layer),
+        Column("head", lambda row: row[1].head),
+        Column(method.label, lambda row: row[1].score, ".4g"),
     ]
     title = f"top {settings.k_percent:g}% of {scores.numel()} heads by {settings.method}"
     print_tables(ResultTable(title, columns, list(enumerate(top, 1))))

@@ -6,6 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
+from gcm_edit.checkpoint.reports import EvalReport
 from gcm_edit.cli.app import app
 
 
@@ -29,6 +30,7 @@ def test_eval_command_unsteered_and_steered(exported, env, tmp_path):
     )
     assert steered.exit_code == 0, (steered.output, steered.exception)
     report = json.loads((tmp_path / "s.json").read_text())
+    assert EvalReport.model_validate(report).metrics["evaluated"].n == 2
     assert report["retention"]["kl"] > 0
     assert set(report["metrics"]) == {"evaluated", "reference", "prompted"}
     assert len(report["answers"]) == 2 and "Retention" in steered.output

@@ -14,6 +14,7 @@ import torch
 from export_helpers import K_PERCENT, N_TRAIN, _export
 from typer.testing import CliRunner
 
+from gcm_edit.checkpoint.reports import ScoresReport
 from gcm_edit.cli.app import app
 from gcm_edit.scoring.table import read_scores_csv
 from gcm_edit.steering.plan import select_heads
@@ -35,6 +36,7 @@ def test_score_command(exported, env, tmp_path, method):
     scores = read_scores_csv(out / "scores.csv")
     assert scores.shape == (3, 4) and scores.abs().max() > 0
     meta = json.loads((out / "scores.json").read_text())
+    ScoresReport.model_validate(meta)  # the file reads back as what wrote it
     assert meta["method"] == method and meta["n_pairs"] == N_TRAIN
     expected = [{"layer": la, "head": h} for la, h in select_heads(scores, K_PERCENT)]
     assert [{k: row[k] for k in ("layer", "head")} for row in meta["top_heads"]] == expected

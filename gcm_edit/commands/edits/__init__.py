@@ -9,11 +9,13 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from gcm_edit.commands.edits.base import EditConfig, FittedEdit
+from gcm_edit.commands.edits.caa import CaaConfig
 from gcm_edit.commands.edits.distilled import DistilledConfig
 from gcm_edit.commands.edits.mean_diff import MeanDiffConfig
 from gcm_edit.commands.edits.scales import ScalesConfig
 
-KINDS = (DistilledConfig, MeanDiffConfig, ScalesConfig)  # the registry: one line per kind
+# the registry: one entry per kind
+KINDS = (DistilledConfig, MeanDiffConfig, ScalesConfig, CaaConfig)
 AnyEdit = Annotated[Union[KINDS], Field(discriminator="kind")]  # noqa: UP007
 
 __all__ = ["KINDS", "AnyEdit", "EditConfig", "FittedEdit"]

@@ -5,7 +5,7 @@ the card are generic over them)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +51,9 @@ class FittedEdit:
     rival: SteeringPlan | None = None
     rival_name: str = ""
     report: Callable[[list[PlanComparison]], EditReport] | None = None
+    # the manifest's steering facts (positions, rank_by, k_percent) where the plan is not
+    # the start plan's heads (steering_info in commands/export_manifest.py)
+    steering: dict = field(default_factory=dict)
 
 
 class EditConfig(BaseModel):
@@ -61,6 +64,10 @@ class EditConfig(BaseModel):
     # True: `--kl-budget` is the learned edit's KL target and the start plan is as given;
     # False: `--kl-budget` also chooses the start plan on validation (commands/strength.py)
     budget_is_target: ClassVar[bool] = False
+    reads_alphas: ClassVar[bool] = False  # True: the kind searches the `--alphas` grid itself
+
+    def check(self, run: SteeringRun) -> None:
+        """Refusals that need the model's shape (its config only: before any work)."""
 
     def start_intervention(self) -> str:
         """How the start plan writes into a head; learned edits start from α·δ."""
