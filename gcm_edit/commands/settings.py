@@ -35,11 +35,10 @@ Strategy = Literal["auto", "ddp", "fsdp"]
 Runtime = Literal["transformers", "llama.cpp"]
 Precision = Literal["auto", "32-true", "bf16-mixed"]
 
-# Chosen on the verse recipe's validation split with `gcm-edit calibrate`
-# (docs/history.md#defaults-calibration-2026-11-23; re-judged today in
-# docs/results.md#head-selection-and-the-success-vs-kl-frontier).
+# The default edit's start α·δ, chosen on the verse recipe's validation split by the distilled
+# edit's own success (docs/results.md#defaults-on-validation-2026-12-06).
 DEFAULT_POSITIONS: Positions = "response"
-DEFAULT_ALPHA = 1.0
+DEFAULT_ALPHA = 0.5
 DEFAULT_K_PERCENT = 5.0  # the paper's headline: ≥80% success steering ≤5% of heads
 # α candidates of calibrate, sweep, --alpha auto and --kl-budget (a budget favours weak
 # pushes: α below 1 too)
