@@ -9,7 +9,7 @@ ARGS ?=
 
 .PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto \
 	bench-gguf bench-distill bench-fluency bench-hostile bench-scale \
-	bench-live-tensors
+	bench-live-tensors bench-generators
 
 setup: $(VENV)/.installed
 
@@ -62,6 +62,9 @@ bench-fluency: setup
 
 bench-scale: setup
 	$(BIN)/python bench/scale.py $(ARGS)
+
+bench-generators: setup
+	$(BIN)/python bench/generators.py $(ARGS)
 
 bench-live-tensors: setup
 	$(BIN)/python bench/live_tensors.py $(ARGS)

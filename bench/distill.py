@@ -4,27 +4,56 @@ vectors + maps, GCM vs random vs all heads learned the same way, KL targets 0.1-
 residual-stream CAA baseline (`--edit caa`: one layer's mean difference, chosen on validation).
 
     .venv/bin/python bench/distill.py [--concept verse] [--model M] [--only a,b] [--n-heldout N]
+        [--seeds N]
 
 Each variant is a `gcm-edit export` (its command is printed), so every stage is cached and a
-re-run measures only what is new; cold, about 10 minutes a variant on 2 CPU cores. Prints one
-table (the prompting reference measured in the same run) and writes bench/results/distill.csv.
+re-run measures only what is new; cold, about 10 minutes a variant on 2 CPU cores. With
+`--seeds N` each variant runs as `--seed 0` … `--seed N-1` (teacher samples, batch order,
+neutral draws, map initialisation) and a second table gives each variant's mean and range.
+Every row is reported on both held-out splits: `heldout` and, where the recipe has one,
+`heldout_forms` (other question forms). Prints the tables (the prompting reference measured in
+the same run) and writes bench/results/distill.csv.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import json
+import shlex
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import yaml
 from fluency import judged_as_before
 
 from gcm_edit.evaluation.rates import Rate
+from gcm_edit.inputs.recipe import load_recipe
 from gcm_edit.tables import Column, ResultTable, print_tables
 
 DISTILLED = ["--edit", "distilled"]
-VARIANTS: dict[str, list[str]] = {
+FORMS_POOL = Path(__file__).resolve().parents[1] / "recipes" / "data" / "distill-forms.jsonl"
+
+
+def wider_teacher(concept: str, folder: Path) -> list[str]:
+    """The default edit taught on the recipe's first 128 distillation questions plus 128 of
+    other forms (recipes/data/distill-forms.jsonl: opinions, feelings, descriptions,
+    requests, comparisons, advice, short and long), through a copy of the recipe in
+    `folder`."""
+    recipe = load_recipe(concept)
+    forms = [json.loads(line)["question"] for line in FORMS_POOL.read_text().splitlines()]
+    data = json.loads(recipe.model_dump_json(exclude_defaults=True))
+    data["distill"] = recipe.distill_questions()[:128] + forms[:128]
+    path = folder / f"{recipe.name}-wider-teacher.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return [*DISTILLED, "--concept", str(path), "--distill-questions", str(len(data["distill"]))]
+
+
+# a variant: its export options, or a function of (concept, scratch folder) giving them
+VARIANTS: dict[str, list[str] | Callable[[str, Path], list[str]]] = {
     "distilled + on-policy": [*DISTILLED, "--edit-on-policy-steps", "40"],
     "mean-diff δ (paper)": ["--edit", "mean-diff"],
     "mean-diff δ rank-1": ["--edit", "mean-diff", "--intervention", "rank1"],
@@ -46,17 +75,19 @@ VARIANTS: dict[str, list[str]] = {
     "distilled KL 1": [*DISTILLED, "--kl-budget", "1"],
     # early, middle, late of 30 layers (the GCM heads sit in layers 8-21)
     "CAA (one residual layer)": ["--edit", "caa", "--caa-layers", "8,14,20", "--alphas", "2,4"],
+    "teacher + other forms (256 q)": wider_teacher,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def row(
-    name: str, heads: int, metrics: dict, retention: dict, capability: dict, legacy: dict
-) -> dict:
-    """One table row from an export's JSON figures; `legacy`: success of
-    the steered and the prompted answers under the fluency judge before the reader labels."""
+def row(name: str, seed: int, heads: int, manifest: dict, legacy: dict, forms: dict) -> dict:
+    """One table row from an export's JSON figures; `legacy`: success of the steered and the
+    prompted answers under the fluency judge before the reader labels; `forms`: their success
+    on the recipe's second held-out split (empty without one)."""
+    metrics, retention, capability = (manifest[k] for k in ("metrics", "retention", "capability"))
     return {
         "variant": name,
+        "seed": seed,
         "heads": heads,
         "success (old judge)": legacy["steered"],
         "prompted (old judge)": legacy.get("prompted"),
@@ -67,43 +98,55 @@ def row(
         "facts": capability["steered"],
         "facts prompted": capability.get("prompted"),
         "facts base": capability["base"],
+        "success (forms)": forms.get("steered"),
+        "prompted (forms)": forms.get("prompted"),
     }
 
 
 def export_variant(
-    name: str, args: list[str], common: list[str], folder: Path, legacy: str
+    name: str, args: list[str], common: list[str], folder: Path, legacy: str, seed: int
 ) -> dict:
-    """Export one variant; `legacy`: the recipe judged as before the reader labels."""
+    """Export one variant with `--seed seed`; `legacy`: the recipe judged as before the reader
+    labels."""
     from gcm_edit.commands.export import export
+    from gcm_edit.commands.export_manifest import export_spread_key
     from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.steering.plan import SteeringPlan
 
-    out = folder / "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
-    argv = ["--out", str(out), "--force", *common, *args]
+    out = folder / "".join(c if c.isalnum() or c in ".-" else "_" for c in f"{name}-seed{seed}")
+    argv = ["--out", str(out), "--force", "--seed", str(seed), *common, *args]
     print(f"\n$ gcm-edit export {' '.join(argv)}")
     settings = ExportSettings(**options(argv))
     export(settings)
     manifest = json.loads((out / "gcm_edit.json").read_text())
     heads = len({(h["layer"], h["head"]) for h in manifest["steering"]["heads"]})
+    plan = SteeringPlan.load(out)
     judged_before = SteeringRun(ExportSettings(**{**options(argv), "concept": legacy}))
-    success = legacy_success(judged_before, SteeringPlan.load(out))
-    return row(
-        name, heads, manifest["metrics"], manifest["retention"], manifest["capability"], success
-    )
+    success = split_success(judged_before, plan, judged_before.recipe.heldout)
+    run = SteeringRun(settings)
+    forms = run.recipe.heldout_forms
+    other = split_success(run, plan, forms, "other forms: ") if forms else {}
+    return row(name, seed, heads, manifest, success, other) | {
+        "spread key": export_spread_key(run, settings)
+    }
 
 
-def legacy_success(run, plan) -> dict:
-    """Held-out success of `plan` and of the prompting reference, judged by `run` (on the
-    recipe judged as before the reader-labelled checks; answers and figures come from the
-    cache)."""
-    questions = run.recipe.heldout[: run.settings.n_heldout]
-    texts = {"steered": run.answers("held-out answers (steered)", questions, plan)}
+def split_success(run, plan, questions: list[str], label: str = "") -> dict:
+    """Success of `plan` and of the prompting reference on `questions` (the first
+    --n-heldout), judged by `run`'s recipe; answers and figures are cached stages."""
+    questions = questions[: run.settings.n_heldout]
+    texts = {"steered": run.answers(f"{label}held-out answers (steered)", questions, plan)}
     if run.recipe.directive is not None:
         texts["prompted"] = run.answers(
-            "held-out answers (prompted)", questions, None, directive=run.recipe.directive
+            f"{label}held-out answers (prompted)", questions, None, directive=run.recipe.directive
         )
     return {k: run.judged(questions, t).success.model_dump() for k, t in texts.items()}
+
+
+def args_of(variant, concept: str, scratch: str) -> list[str]:
+    """A variant's export options (a function of the concept is called here)."""
+    return variant(concept, Path(scratch)) if callable(variant) else variant
 
 
 def options(argv: list[str]) -> dict:
@@ -134,6 +177,12 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--only", default=None, help="comma-separated variant names")
     parser.add_argument("--n-heldout", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=1, help="run each variant over seeds 0..N-1")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="record each variant's spread over seeds for its exports' cards",
+    )
     args = parser.parse_args()
 
     from gcm_edit.console import quiet_libraries
@@ -146,7 +195,12 @@ def main() -> None:
     folder = RESULTS / "distill" / (Path(args.model).stem if args.model else "")
     with tempfile.TemporaryDirectory(prefix="gcm-distill-") as tmp:
         legacy = judged_as_before(args.concept, Path(tmp))
-        rows = [export_variant(name, VARIANTS[name], common, folder, legacy) for name in wanted]
+        argv = {name: args_of(VARIANTS[name], args.concept, tmp) for name in wanted}
+        rows = [
+            export_variant(name, argv[name], common, folder, legacy, seed)
+            for name in wanted
+            for seed in range(args.seeds)
+        ]
     RESULTS.mkdir(exist_ok=True)
     with open(RESULTS / "distill.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -156,10 +210,13 @@ def main() -> None:
         )
     columns = [
         Column("variant", lambda r: r["variant"]),
+        Column("seed", lambda r: r["seed"]),
         Column("heads", lambda r: r["heads"]),
         *(Column(k, lambda r, k=k: rate(r[k])) for k in ("success", "concept", "fluent")),
         Column("relevant", lambda r: rate(r["relevant"])),
         Column("prompted", lambda r: rate(r["prompted success"])),
+        Column("success, other forms", lambda r: rate(r["success (forms)"])),
+        Column("prompted, other forms", lambda r: rate(r["prompted (forms)"])),
         Column("success, old judge", lambda r: rate(r["success (old judge)"])),
         Column("prompted, old judge", lambda r: rate(r["prompted (old judge)"])),
         Column("KL/token", lambda r: r["kl"], ".3f"),
@@ -168,9 +225,77 @@ def main() -> None:
         Column("prompted facts", lambda r: count(r["facts prompted"])),
         Column("base facts", lambda r: count(r["facts base"])),
     ]
-    table = ResultTable(f"{args.concept}: held-out, no directive", columns, rows)
-    print_tables(table)
-    print(table.markdown())
+    tables = [ResultTable(f"{args.concept}: held-out, no directive", columns, rows)]
+    if args.seeds > 1:
+        tables.append(spread_table(args.concept, rows))
+    if args.record and args.seeds > 1:
+        record(rows, sys.argv[1:])
+    print_tables(*tables)
+    for table in tables:
+        print(table.markdown())
+
+
+SPREAD = {  # figure: the row's field, the number taken from it, its format
+    "success": ("success", "rate", ".0%"),
+    "prompted": ("prompted success", "rate", ".0%"),
+    "success, other forms": ("success (forms)", "rate", ".0%"),
+    "prompted, other forms": ("prompted (forms)", "rate", ".0%"),
+    "KL/token": ("kl", None, ".3f"),
+    "facts": ("facts", "k", ".1f"),
+}
+
+
+def record(rows: list[dict], argv: list[str]) -> None:
+    """Each variant's spread over its seeds, for the card of any export of the same command
+    (gcm_edit/evaluation/spreads.json)."""
+    from gcm_edit.evaluation.spread import SeedSpread, Spread, record_spread
+
+    def rates(runs: list[dict], field: str) -> Spread | None:
+        values = [(r[field] or {}).get("rate") for r in runs]
+        return None if None in values else Spread.of(values)
+
+    by_variant: dict[str, list[dict]] = {}
+    for r in rows:
+        by_variant.setdefault(r["variant"], []).append(r)
+    command = shlex.join(["bench/distill.py", *argv])
+    for runs in by_variant.values():
+        (key,) = {r["spread key"] for r in runs}  # the seed is all that differs
+        spread = SeedSpread(
+            seeds=len(runs),
+            success=rates(runs, "success"),
+            prompted=rates(runs, "prompted success"),
+            forms_success=rates(runs, "success (forms)"),
+            forms_prompted=rates(runs, "prompted (forms)"),
+            measured=dt.date.today().isoformat(),
+            command=command,
+        )
+        record_spread(key, spread)
+
+
+def spread(runs: list[dict], field: str, part: str | None, fmt: str) -> str:
+    """Mean (min–max) of one figure over a variant's seeds; "-" where the variant lacks it
+    (no prompting reference, no second split)."""
+    values = [r[field] if part is None else (r[field] or {}).get(part) for r in runs]
+    if any(v is None for v in values):
+        return "-"
+    mean = sum(values) / len(values)
+    return f"{mean:{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+
+
+def spread_table(concept: str, rows: list[dict]) -> ResultTable:
+    """Each variant's mean and range over its seeds, per figure."""
+    by_variant: dict[str, list[dict]] = {}
+    for r in rows:
+        by_variant.setdefault(r["variant"], []).append(r)
+    columns = [
+        Column("variant", lambda item: item[0]),
+        Column("seeds", lambda item: len(item[1])),
+        *(
+            Column(f"{name}: mean (range)", lambda item, how=how: spread(item[1], *how))
+            for name, how in SPREAD.items()
+        ),
+    ]
+    return ResultTable(f"{concept}: over seeds", columns, list(by_variant.items()))
 
 
 if __name__ == "__main__":

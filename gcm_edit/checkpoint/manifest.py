@@ -25,6 +25,7 @@ from gcm_edit.evaluation.capability import Capability
 from gcm_edit.evaluation.plan_results import RATE_COLUMNS, PlanResult
 from gcm_edit.evaluation.rates import Rate
 from gcm_edit.evaluation.retention import Retention
+from gcm_edit.evaluation.spread import SeedSpread
 from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME
 from gcm_edit.tables import Column, ResultTable
 
@@ -242,6 +243,7 @@ class Manifest(Section):
     pairs: PairsInfo
     selection: Selection
     metrics: dict[str, Evaluation]  # base, steered, prompted (the prompting reference), ...
+    spread: SeedSpread | None = None  # recorded for this export's command over seeds
     retention: Retention
     capability: Capability
     samples: list[Sample]
@@ -269,7 +271,7 @@ class Manifest(Section):
 
     def to_json(self) -> dict[str, Any]:
         """Optional sections appear only when the export has them."""
-        optional = {"edit", "composition", "gguf", "dose_curve"}
+        optional = {"edit", "composition", "gguf", "dose_curve", "spread"}
         data = self.model_dump(mode="json", by_alias=True)
         return {k: v for k, v in data.items() if k not in optional or v is not None}
 
@@ -303,6 +305,8 @@ class Manifest(Section):
             self.retention.table(),
             self.capability.table(),
         ]
+        if self.spread:
+            tables.append(self.spread.table())
         if self.edit:
             tables.append(self.edit.table())
         if self.composition:

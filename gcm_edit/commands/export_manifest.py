@@ -24,6 +24,7 @@ from gcm_edit.commands.export_results import ExportResults
 from gcm_edit.commands.export_write import Written
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
+from gcm_edit.evaluation.spread import measured_spread, spread_key
 from gcm_edit.output import invocation, weights_bytes
 from gcm_edit.steering.vectors import HEAD_NORM
 from gcm_edit.version import __version__
@@ -68,6 +69,19 @@ def steering_info(
         heads=rows,
         **(chosen | fitted.steering),
     )
+
+
+# Options that cannot move the held-out figures (where and in which file formats the export
+# is written); the seed is what a spread is taken over. The model and the recipe are keyed
+# by content (fingerprint, bytes).
+NOT_IN_SPREAD = {"out", "force", "seed", "gguf", "format", "push_to_hub", "doses"}
+NOT_IN_SPREAD |= {"model", "concept"}  # held by content
+
+
+def export_spread_key(run: SteeringRun, s: ExportSettings) -> str:
+    """The key of this export's recorded seed spread (evaluation/spread.py)."""
+    settings = s.model_dump(mode="json", exclude=NOT_IN_SPREAD)
+    return spread_key(run.model_ref.fingerprint(), run.recipe.sha256(), settings)
 
 
 def build_manifest(
@@ -116,6 +130,7 @@ def build_manifest(
         ),
         selection=strength.selection,
         metrics=m,
+        spread=measured_spread(export_spread_key(run, s)),
         retention=results.retention,
         capability=results.capability,
         samples=[

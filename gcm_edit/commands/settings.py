@@ -113,7 +113,7 @@ class ScoringSettings(ConceptSettings):
         _RUNTIME.seed,
         ge=0,
         lt=2**63,
-        description="Seed for --method random, probe folds and learned edits.",
+        description="Seed for --method random, probe folds, learned edits and teacher samples.",
     )
     devices: int = Field(
         _RUNTIME.devices, ge=1, le=1024, description="Devices (processes) that score in parallel."

@@ -32,6 +32,7 @@ MAX_NEW_TOKENS = 32768
 # with a question (MAX_TEXT_CHARS) the longest prompt stays inside an 8k-token context
 # (SmolLM2's), where a 70k-character directive asked for 39 GB.
 MAX_CUE_CHARS = 2_000
+QUESTION_FIELDS = ("train", "validation", "heldout", "heldout_forms", "distill")
 # The offline judges a recipe may name: the built-in ones (gcm_edit/judges/), then those
 # added by `gcm_edit.judges.register_judge` (which appends here: inputs cannot import judges).
 JUDGE_NAMES: list[str] = ["verse", "refusal", "critique"]
@@ -186,6 +187,10 @@ class Recipe(BaseModel):
     require_relevance: bool = True
     validation: Questions
     heldout: Questions
+    # A second held-out split of other question forms (opinions, feelings, descriptions,
+    # requests, comparisons, advice, short and long): never used for a choice; reported by
+    # bench/distill.py beside `heldout`, since an edit can copy the prompt on one form only.
+    heldout_forms: Questions | None = None
     # Unlabelled questions a distilled edit learns from (the prompted model answers them);
     # default: the training questions (original side of explicit pairs).
     distill: Questions | None = None
@@ -271,13 +276,13 @@ def _read_columns(recipe_file: Path, field: str, source, columns: list[str]) -> 
 def _materialise(recipe: Recipe, recipe_file: Path) -> Recipe:
     """Replace file references by the lists they hold, and record which files were read."""
     updates: dict = {}
-    sources = [getattr(recipe, f) for f in ("train", "validation", "heldout", "distill", "pairs")]
+    sources = [getattr(recipe, f) for f in (*QUESTION_FIELDS, "pairs")]
     files = [recipe_file.resolve()] + [
         (recipe_file.parent / source.file).resolve()
         for source in sources
         if isinstance(source, TextColumn | PairColumns)
     ]
-    for field in ("train", "validation", "heldout", "distill"):
+    for field in QUESTION_FIELDS:
         source = getattr(recipe, field)
         if isinstance(source, TextColumn):
             (updates[field],) = _read_columns(recipe_file, field, source, [source.column])

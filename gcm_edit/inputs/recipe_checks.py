@@ -56,7 +56,7 @@ def check_overlap(recipe: Recipe, path: Path, text: str) -> None:
         trained = {"pairs": [side for p in recipe.pairs for side in (p.original, p.contrast)]}
     if recipe.distill is not None:  # by default the training questions, checked already
         trained["distill"] = recipe.distill
-    heldout = {_normal(q) for q in recipe.heldout}
+    heldout = {_normal(q) for q in [*recipe.heldout, *(recipe.heldout_forms or [])]}
     for name, questions in trained.items():
         if shared := heldout & {_normal(q) for q in questions}:
             line = yaml_line(text, (name,))

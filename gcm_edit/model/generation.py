@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gcm_edit.console import progress
+from gcm_edit.console import generation_progress
 
 
 @dataclass(frozen=True)
@@ -85,24 +85,33 @@ def generate(
 def _generate(model, tokenizer, prompts, decoding, batch_size, description) -> list[list[int]]:
     stops = eos_ids(model.generation_config, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    device = next(model.parameters()).device
     responses: list[list[int]] = []
-    starts = range(0, len(prompts), batch_size)
-    for start in progress(starts, description):
-        chunk = prompts[start : start + batch_size]
-        width = max(len(p) for p in chunk)
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=device)
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            pad_token_id=pad,
-            eos_token_id=stops,
-            **decoding.generate_kwargs(),
-        )
-        for row in out[:, width:].tolist():
-            cut = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
-            responses.append(cut_at_stop(tokenizer, row[:cut], decoding.stop))
+    with generation_progress(len(prompts), description) as advance:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            done = _generate_batch(model, tokenizer, chunk, decoding, stops, pad)
+            advance(len(chunk), sum(map(len, done)))
+            responses += done
+    return responses
+
+
+def _generate_batch(model, tokenizer, chunk, decoding, stops, pad) -> list[list[int]]:
+    """One left-padded batch's responses, cut after the first end token and stop string."""
+    device = next(model.parameters()).device
+    width = max(len(p) for p in chunk)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=device)
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        pad_token_id=pad,
+        eos_token_id=stops,
+        **decoding.generate_kwargs(),
+    )
+    responses = []
+    for row in out[:, width:].tolist():
+        cut = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+        responses.append(cut_at_stop(tokenizer, row[:cut], decoding.stop))
     return responses
 
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from gcm_edit.console import progress
+from gcm_edit.console import generation_progress
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.generation import Decoding, cut_at_stop
 
@@ -61,18 +61,19 @@ def require_xllamacpp():
 
 
 class LlamaCpp:
-    """A GGUF loaded once in llama.cpp; greedy completions of token-id prompts."""
+    """A GGUF loaded once in llama.cpp; greedy completions of token-id prompts. `parallel`
+    slots (each with `n_ctx` tokens) decode concurrent `complete` calls as one batch."""
 
-    def __init__(self, path: Path, n_ctx: int = 2048):
+    def __init__(self, path: Path, n_ctx: int = 2048, parallel: int = 1, threads: int = 1):
         xllamacpp = require_xllamacpp()
         if not Path(path).is_file():
             raise GcmEditError(f"{path} does not exist: export with --gguf TYPE to write it")
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        params.n_ctx = n_ctx
-        params.n_parallel = 1
-        params.cpuparams.n_threads = 1
-        params.cpuparams_batch.n_threads = 1
+        params.n_ctx = n_ctx * parallel  # shared by the slots
+        params.n_parallel = parallel
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
         params.cache_type_k = xllamacpp.ggml_type.GGML_TYPE_F32
         params.cache_type_v = xllamacpp.ggml_type.GGML_TYPE_F32
         params.flash_attn_type = xllamacpp.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -129,7 +130,9 @@ class LlamaCpp:
         tokenizer,
         description: str = "llama.cpp",
     ) -> list[list[int]]:
-        return [
-            self.answer(prompt, decoding, stops, tokenizer)
-            for prompt in progress(prompts, description)
-        ]
+        answers = []
+        with generation_progress(len(prompts), description) as advance:
+            for prompt in prompts:
+                answers.append(self.answer(prompt, decoding, stops, tokenizer))
+                advance(1, len(answers[-1]))
+        return answers

@@ -17,6 +17,7 @@ from gcm_edit.inputs.recipe import Recipe
 from gcm_edit.model.generation import Decoding, decode, generate
 
 SAMPLE_TEMPERATURE = 0.8  # candidates after the greedy one
+SEED_STRIDE = 1000  # sample i of seed s draws from stream s·SEED_STRIDE + i (mod 2⁶⁴)
 
 
 @dataclass
@@ -54,10 +55,11 @@ def build_teacher_set(
     n_candidates: int,
     keep: Callable[[list[str], list[str]], list[bool]],
     batch_size: int,
+    seed: int = 0,
 ) -> TeacherSet:
     """Best of up to `n_candidates` answers per question (greedy, then samples at
-    SAMPLE_TEMPERATURE), judged by `keep(questions, texts)`; questions with no good answer
-    are left out."""
+    SAMPLE_TEMPERATURE from `seed`'s streams), judged by `keep(questions, texts)`; questions
+    with no good answer are left out. The greedy answers do not depend on `seed`."""
     student = encode_prompts(tokenizer, [chat_messages(q, None, "original") for q in questions])
     if recipe.directive is None:  # explicit pairs: the prefill alone makes the teacher
         teacher = student
@@ -71,7 +73,9 @@ def build_teacher_set(
         todo = [i for i in range(len(questions)) if i not in chosen]
         if not todo:
             break
-        sampling = replace(decoding, temperature=SAMPLE_TEMPERATURE, seed=candidate)
+        sampling = replace(
+            decoding, temperature=SAMPLE_TEMPERATURE, seed=(seed * SEED_STRIDE + candidate) % 2**64
+        )
         responses = generate(
             model,
             tokenizer,

@@ -72,6 +72,24 @@ def test_llamacpp_answers_are_transformers_answers(default):
     assert all(len(ids) > 8 for ids in got)
 
 
+def test_slots_decode_concurrent_calls_as_one_slot_does(default):
+    """`parallel` slots (bench/generators.py) batch concurrent calls; each answer is still the
+    one a single slot gives, token for token."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = default.gguf("steered")
+    one = LlamaCpp(path, n_ctx=128)
+    expected = [[t.id for t in one.complete(p, 24)[0]] for p in default.prompts]
+    del one
+    slots = LlamaCpp(path, n_ctx=128, parallel=len(default.prompts))
+    with ThreadPoolExecutor(len(default.prompts)) as pool:
+        got = [
+            [t.id for t in out]
+            for out, _ in pool.map(lambda p: slots.complete(p, 24), default.prompts)
+        ]
+    assert got == expected and all(len(ids) > 8 for ids in got)
+
+
 def test_f32_gguf_is_the_steered_model(default):
     checked = verify_gguf(
         default.gguf("steered"), "f32", default.model, default.plan, default.prompts

@@ -82,6 +82,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         decoding=DECODING,
         candidates=4,
         generation_batch=8,
+        seed=0,
         judge="verse",
         fluency={"max_ppl": 40.0},
         relevance={"min_pmi": 0.5},

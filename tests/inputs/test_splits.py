@@ -60,6 +60,8 @@ def test_builtin_splits_are_duplicate_free_and_disjoint(name):
         "train": train_texts(recipe),
         "validation": recipe.validation,
         "heldout": recipe.heldout,
+        "heldout_forms": recipe.heldout_forms or [],
+        "distill": recipe.distill or [],
     }
     assert split_problems(splits) == []
 
@@ -105,3 +107,14 @@ def test_factual_set_is_well_formed():
         assert all(isinstance(a, str) and a.strip() for a in answers), item
         assert len(set(map(normalise, answers))) == len(answers), f"repeated answer: {item}"
     assert duplicates([item["question"] for item in items]) == []
+
+
+def test_other_forms_teacher_pool_is_held_apart():
+    """bench/distill.py teaches on recipes/data/distill-forms.jsonl: no question of it may be
+    validated on, held out, or in the default teacher pool."""
+    path = Path(gcm_edit.inputs.__file__).parents[1] / "recipes" / "data" / "distill-forms.jsonl"
+    pool = [json.loads(line)["question"] for line in path.read_text().splitlines()]
+    recipe = load_recipe("verse")
+    splits = {"forms pool": pool, "validation": recipe.validation, "heldout": recipe.heldout}
+    splits |= {"heldout_forms": recipe.heldout_forms, "distill": recipe.distill}
+    assert len(pool) == 128 and split_problems(splits) == []

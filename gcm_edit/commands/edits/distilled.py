@@ -44,6 +44,7 @@ class TeacherStage(StageConfig):
     decoding: Any  # model.generation.Decoding
     candidates: int
     generation_batch: int  # sampled answers draw from the generator batch by batch
+    seed: int  # the samples' streams (--seed)
     judge: str | list[str]
     fluency: dict
     relevance: dict
@@ -162,6 +163,7 @@ class DistilledConfig(EditConfig):
             decoding=run.decoding,
             candidates=self.teacher_candidates,
             generation_batch=settings.generation_batch,
+            seed=settings.seed,
             judge=run.judge_id,
             fluency=recipe.fluency.model_dump(),
             relevance=RELEVANCE,
@@ -185,6 +187,7 @@ class DistilledConfig(EditConfig):
                 stage.candidates,
                 keep,
                 stage.generation_batch,
+                stage.seed,
             )
             if not teacher.examples:
                 raise GcmEditError(
