@@ -71,6 +71,8 @@ def main() -> None:
     groups: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(labels):
         groups["all"].append(i)
+        if "set" in row:  # a later labelling round, also reported on its own
+            groups[f"{row['set']} ({row['concept']}, every plan)"].append(i)
         groups[f"{row['concept']}, {row['plan']}"].append(i)
     rows = []
     for judge, legacy in (("before", True), ("now", False)):

@@ -121,6 +121,7 @@ class DecodingInfo(Section):
     max_new_tokens: int
     no_repeat_ngram_size: int
     stop: list[str] = []  # base models: answers end before these strings
+    engine: str | None = None  # what generated the answers, with versions (older: unsaid)
 
 
 class PairsInfo(Section):

@@ -25,6 +25,7 @@ from gcm_edit.commands.export_write import Written
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
 from gcm_edit.evaluation.spread import measured_spread, spread_key
+from gcm_edit.model.generation import engine
 from gcm_edit.output import invocation, weights_bytes
 from gcm_edit.steering.vectors import HEAD_NORM
 from gcm_edit.version import __version__
@@ -121,7 +122,9 @@ def build_manifest(
             weights_bytes=weights_bytes(staging),
         ),
         steering=steering_info(run, s, strength, fitted, results.plan, scores, collateral),
-        decoding=DecodingInfo(**run.decoding.generate_kwargs(), stop=list(run.decoding.stop)),
+        decoding=DecodingInfo(
+            **run.decoding.generate_kwargs(), stop=list(run.decoding.stop), engine=engine()
+        ),
         pairs=PairsInfo(
             n_questions=run.pairs.n_questions,
             kept=len(run.pairs.pairs),

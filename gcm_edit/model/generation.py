@@ -41,6 +41,13 @@ class Decoding:
         )
 
 
+def engine() -> str:
+    """What generates every answer the figures judge, with the versions that can move them."""
+    import transformers
+
+    return f"transformers {transformers.__version__}, torch {torch.__version__}"
+
+
 def cut_at_stop(tokenizer, response: list[int], stops: tuple[str, ...]) -> list[int]:
     """The response up to (not including) the tokens that spell its first stop string."""
     if not stops or not any(s in tokenizer.decode(response) for s in stops):
