@@ -9,7 +9,7 @@ ARGS ?=
 
 .PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto \
 	bench-gguf bench-distill bench-fluency bench-hostile bench-scale \
-	bench-live-tensors bench-generators
+	bench-live-tensors bench-generators bench-sparsity
 
 setup: $(VENV)/.installed
 
@@ -62,6 +62,9 @@ bench-fluency: setup
 
 bench-scale: setup
 	$(BIN)/python bench/scale.py $(ARGS)
+
+bench-sparsity: setup
+	$(BIN)/python bench/sparsity.py $(ARGS)
 
 bench-generators: setup
 	$(BIN)/python bench/generators.py $(ARGS)

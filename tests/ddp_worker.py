@@ -17,7 +17,7 @@ from tiny import make_llama, make_pairs
 from gcm_edit.scoring.methods import score_heads
 from gcm_edit.scoring.runtime import ScoringRuntime
 
-METHODS = ("attribution", "activation", "knockout", "paper", "probe")
+METHODS = ("attribution", "activation", "knockout", "paper", "probe", "distillation")
 N_PAIRS = 5  # odd: the two ranks get unequal shares (3 + 2 pairs at batch size 1)
 
 

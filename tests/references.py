@@ -27,6 +27,20 @@ def metric(model, pair) -> torch.Tensor:
     )
 
 
+def response_logprobs(model, prompt: list[int], response: list[int]) -> torch.Tensor:
+    """log π(· | prompt ⊕ response_<t) at each response position: [len(response), vocab]."""
+    logits = model(input_ids=torch.tensor([prompt + response])).logits[0]
+    positions = torch.arange(len(prompt) - 1, len(prompt) + len(response) - 1)
+    return torch.log_softmax(logits, dim=-1)[positions]
+
+
+def distillation_loss(model, pair, teacher: torch.Tensor) -> torch.Tensor:
+    """Σ_t KL(teacher_t ‖ π(· | p_orig ⊕ r_contrast<t)); `teacher`: the unpatched model's
+    `response_logprobs(model, p_contrast, r_contrast)`."""
+    student = response_logprobs(model, pair.prompt_orig, pair.response_contrast)
+    return (teacher.exp() * (teacher - student)).sum()
+
+
 def o_proj(model, layer: int):
     return model.model.layers[layer].self_attn.o_proj
 
@@ -38,11 +52,15 @@ def head_dims(model) -> tuple[int, int, int]:
 
 @torch.no_grad()
 def exact_effects(
-    model, pairs, patch: Callable[[int, int, torch.Tensor], torch.Tensor]
+    model,
+    pairs,
+    patch: Callable[[int, int, torch.Tensor], torch.Tensor],
+    measure: Callable = metric,
 ) -> torch.Tensor:
-    """(1/N) Σ_pairs M(patched) − M() for every head; `patch(layer, head, z_head)` → new z_head."""
+    """(1/N) Σ_pairs m(patched) − m() for every head, m = `measure(model, pair)` (default M);
+    `patch(layer, head, z_head)` → new z_head."""
     n_layers, n_heads, d = head_dims(model)
-    base = torch.stack([metric(model, p) for p in pairs])
+    base = torch.stack([measure(model, p) for p in pairs])
     effects = torch.zeros(n_layers, n_heads, dtype=torch.float64)
     for layer in range(n_layers):
         for head in range(n_heads):
@@ -56,7 +74,7 @@ def exact_effects(
 
             handle = o_proj(model, layer).register_forward_pre_hook(hook)
             try:
-                patched = torch.stack([metric(model, p) for p in pairs])
+                patched = torch.stack([measure(model, p) for p in pairs])
             finally:
                 handle.remove()
             effects[layer, head] = (patched - base).double().mean()

@@ -20,7 +20,9 @@ from gcm_edit.scoring.runtime import ScoringRuntime
 
 Positions = Literal["prompt", "response", "all"]
 Intervention = Literal["additive", "scale", "rank1"]
-Method = Literal["attribution", "activation", "paper", "knockout", "probe", "random"]
+Method = Literal[
+    "attribution", "activation", "paper", "knockout", "probe", "distillation", "random"
+]
 SweepMethod = Method | Literal["all"]
 # effect: the method's score; effect-per-kl: score / √(the head's KL alone), collateral-aware
 RankBy = Literal["effect", "effect-per-kl"]

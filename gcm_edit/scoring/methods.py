@@ -13,6 +13,7 @@ import torch
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.attribution import AttributionPatching
+from gcm_edit.scoring.distillation import DistillationAttribution
 from gcm_edit.scoring.engine import Scorer, run_scorer
 from gcm_edit.scoring.patching import ExactPatching
 from gcm_edit.scoring.positionwise import PositionwisePatching
@@ -64,6 +65,12 @@ METHODS: dict[str, MethodSpec] = {
         False,
         "held-out probe accuracy",
         lambda model, pairs, _d, pad, s: ProbeScorer(model, pairs, pad, s.seed),
+    ),
+    "distillation": MethodSpec(
+        "attribution on the distillation loss: −∇L·δ, one backward per batch scores every head",
+        True,
+        "drop of the distillation loss (−∇L·δ)",
+        lambda model, pairs, deltas, pad, _s: DistillationAttribution(model, pairs, pad, deltas),
     ),
     "random": MethodSpec("baseline: seeded uniform random ranking", False, "random score", None),
 }

@@ -26,7 +26,9 @@ def _score(model_dir, out, *extra: str):
     return CliRunner().invoke(app, args)
 
 
-@pytest.mark.parametrize("method", ["attribution", "activation", "knockout", "probe", "random"])
+@pytest.mark.parametrize(
+    "method", ["attribution", "activation", "knockout", "probe", "distillation", "random"]
+)
 def test_score_command(exported, env, tmp_path, method):
     """`gcm-edit score` writes every head's score, a heatmap and metadata naming the method."""
     out = tmp_path / "scores"

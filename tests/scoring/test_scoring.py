@@ -6,7 +6,7 @@ import csv
 
 import pytest
 import torch
-from references import exact_effects, metric
+from references import distillation_loss, exact_effects, metric, response_logprobs
 from tiny import make_pairs
 
 from gcm_edit.model.heads import HeadGeometry
@@ -60,6 +60,32 @@ def test_attribution_matches_exact_patching_first_order(scoring_setup):
     err_small = (eps * scores.double() - effects).abs().max() / scale
     err_big = (big * scores.double() - big_effects).abs().max() / big_effects.abs().max()
     assert err_small < err_big
+
+
+def test_distillation_attribution_is_the_first_order_drop_of_the_loss(scoring_setup):
+    """−ε·s equals the exact change of the distillation loss when ε·δ is added to one head of
+    the student only (the teacher stays the unpatched model asked with the contrast prompt)."""
+    model, pairs, deltas = scoring_setup
+    runtime = ScoringRuntime(batch_size=2)
+    scores = score_heads(model, pairs, deltas, PAD, "distillation", runtime)
+    with torch.no_grad():
+        teachers = {
+            p.question: response_logprobs(model, p.prompt_contrast, p.response_contrast)
+            for p in pairs
+        }
+
+    def loss(model, pair):
+        return distillation_loss(model, pair, teachers[pair.question])
+
+    eps = 1e-3
+    patch = lambda layer, head, z: z + eps * deltas[layer, head].to(z)  # noqa: E731
+    effects = exact_effects(model, pairs, patch, loss)
+    scale = effects.abs().max()
+    assert scale > 1e-6, "degenerate setup: no head moves the loss"
+    torch.testing.assert_close(-eps * scores.double(), effects, rtol=0, atol=float(1e-2 * scale))
+    # independent of batching: right padding never leaks into the loss
+    one = score_heads(model, pairs, deltas, PAD, "distillation", ScoringRuntime(batch_size=1))
+    torch.testing.assert_close(one, scores, rtol=1e-5, atol=1e-6)
 
 
 def test_attribution_is_linear_in_delta(scoring_setup):
