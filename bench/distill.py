@@ -144,6 +144,17 @@ def split_success(run, plan, questions: list[str], label: str = "") -> dict:
     return {k: run.judged(questions, t).success.model_dump() for k, t in texts.items()}
 
 
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """One line per row; rates and other nested figures as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(
+            {k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.items()} for r in rows
+        )
+
+
 def args_of(variant, concept: str, scratch: str) -> list[str]:
     """A variant's export options (a function of the concept is called here)."""
     return variant(concept, Path(scratch)) if callable(variant) else variant
@@ -201,13 +212,7 @@ def main() -> None:
             for name in wanted
             for seed in range(args.seeds)
         ]
-    RESULTS.mkdir(exist_ok=True)
-    with open(RESULTS / "distill.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(
-            {k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.items()} for r in rows
-        )
+    write_csv(RESULTS / "distill.csv", rows)
     columns = [
         Column("variant", lambda r: r["variant"]),
         Column("seed", lambda r: r["seed"]),

@@ -17,12 +17,10 @@ model, then writes bench/results/sparsity.csv.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import tempfile
 from pathlib import Path
 
-from distill import DISTILLED, RESULTS, export_variant, options, rate
+from distill import DISTILLED, RESULTS, export_variant, options, rate, write_csv
 from fluency import judged_as_before
 
 from gcm_edit.tables import Column, ResultTable, print_tables
@@ -72,12 +70,7 @@ def main() -> None:
                     name = f"{method}, {n} heads"
                     row = export_variant(name, extra, common, RESULTS / "sparsity", legacy, seed)
                     points.append({**row, "method": method, "n": n})
-    with open(RESULTS / "sparsity.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(points[0]))
-        writer.writeheader()
-        writer.writerows(
-            {k: json.dumps(v) if isinstance(v, dict) else v for k, v in p.items()} for p in points
-        )
+    write_csv(RESULTS / "sparsity.csv", points)
     columns = [
         Column("ranking", lambda p: p["method"]),
         Column("seed", lambda p: p["seed"]),
