@@ -250,6 +250,14 @@ SPREAD = {  # figure: the row's field, the number taken from it, its format
 }
 
 
+def seeds_of(rows: list[dict]) -> dict[str, list[dict]]:
+    """Each variant's rows, one per seed."""
+    grouped: dict[str, list[dict]] = {}
+    for r in rows:
+        grouped.setdefault(r["variant"], []).append(r)
+    return grouped
+
+
 def record(rows: list[dict], argv: list[str]) -> None:
     """Each variant's spread over its seeds, for the card of any export of the same command
     (gcm_edit/evaluation/spreads.json)."""
@@ -259,9 +267,7 @@ def record(rows: list[dict], argv: list[str]) -> None:
         values = [(r[field] or {}).get("rate") for r in runs]
         return None if None in values else Spread.of(values)
 
-    by_variant: dict[str, list[dict]] = {}
-    for r in rows:
-        by_variant.setdefault(r["variant"], []).append(r)
+    by_variant = seeds_of(rows)
     command = shlex.join(["bench/distill.py", *argv])
     for runs in by_variant.values():
         (key,) = {r["spread key"] for r in runs}  # the seed is all that differs
@@ -280,18 +286,18 @@ def record(rows: list[dict], argv: list[str]) -> None:
 def spread(runs: list[dict], field: str, part: str | None, fmt: str) -> str:
     """Mean (min–max) of one figure over a variant's seeds; "-" where the variant lacks it
     (no prompting reference, no second split)."""
+    from gcm_edit.evaluation.spread import Spread
+
     values = [r[field] if part is None else (r[field] or {}).get(part) for r in runs]
     if any(v is None for v in values):
         return "-"
-    mean = sum(values) / len(values)
-    return f"{mean:{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+    s = Spread.of(values)
+    return f"{s.mean:{fmt}} ({s.low:{fmt}}–{s.high:{fmt}})"
 
 
 def spread_table(concept: str, rows: list[dict]) -> ResultTable:
     """Each variant's mean and range over its seeds, per figure."""
-    by_variant: dict[str, list[dict]] = {}
-    for r in rows:
-        by_variant.setdefault(r["variant"], []).append(r)
+    by_variant = seeds_of(rows)
     columns = [
         Column("variant", lambda item: item[0]),
         Column("seeds", lambda item: len(item[1])),
