@@ -70,6 +70,9 @@ VARIANTS: dict[str, list[str] | Callable[[str, Path], list[str]]] = {
     "distilled vectors + maps": DISTILLED,
     "random heads (distilled)": [*DISTILLED, "--method", "random"],
     "all heads (distilled)": [*DISTILLED, "--k", "100"],
+    # KL held on the base model's own continuations of the neutral prompts too
+    "distilled, KL on continuations": [*DISTILLED, "--kl-continuations"],
+    "all heads, KL on continuations": [*DISTILLED, "--k", "100", "--kl-continuations"],
     "distilled KL 0.1": [*DISTILLED, "--kl-budget", "0.1"],
     "distilled KL 0.25": [*DISTILLED, "--kl-budget", "0.25"],
     "distilled KL 1": [*DISTILLED, "--kl-budget", "1"],

@@ -38,7 +38,7 @@ from gcm_edit.evaluation.answers import (
 )
 from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
 from gcm_edit.evaluation.relevance import RELEVANCE
-from gcm_edit.evaluation.retention import Retention, base_continuations, measure_retention
+from gcm_edit.evaluation.retention import Retention, measure_retention
 from gcm_edit.inputs.factual import factual_items
 from gcm_edit.inputs.loading import (
     load_config,
@@ -52,6 +52,7 @@ from gcm_edit.inputs.recipe import Directive, load_recipe
 from gcm_edit.judges import Judge, make_judge
 from gcm_edit.model.generation import Decoding
 from gcm_edit.model.heads import HeadGeometry
+from gcm_edit.steering.constraint import base_continuations
 from gcm_edit.steering.plan import SteeringPlan
 
 

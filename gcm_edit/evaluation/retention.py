@@ -18,11 +18,9 @@ from gcm_edit.evaluation.fluency import perplexities
 from gcm_edit.inputs.neutral import neutral_material
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.batches import TokenBatch, token_kl
-from gcm_edit.model.generation import Decoding, generate
+from gcm_edit.steering.constraint import base_continuations
 from gcm_edit.steering.plan import SteeringPlan
 from gcm_edit.tables import Column, ResultTable
-
-CONTINUATION_TOKENS = 32  # the base model's own greedy continuation, for on-policy KL
 
 
 class Retention(BaseModel):
@@ -48,14 +46,6 @@ class Retention(BaseModel):
 def _steered(base_model, plan: SteeringPlan | None):
     device = next(base_model.parameters()).device
     return plan.apply(base_model, device) if plan is not None else nullcontext()
-
-
-def base_continuations(base_model, tokenizer, batch_size: int = 8) -> list[list[int]]:
-    """The base model's greedy continuation of each neutral prompt (token ids)."""
-    prompts, _ = neutral_material()
-    decoding = Decoding(max_new_tokens=CONTINUATION_TOKENS)
-    ids = bare_prompts(tokenizer, list(prompts))
-    return generate(base_model, tokenizer, ids, decoding, batch_size, "retention: continuations")
 
 
 @torch.no_grad()

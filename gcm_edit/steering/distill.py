@@ -52,6 +52,8 @@ class EditObjective:
     seed: int
     snapshot_every: int  # steps between the snapshots early stopping chooses from
     neutral_prompts: int  # neutral prompts drawn per step for the KL constraint
+    # the constraint also holds the base model's own continuations of the neutral prompts
+    neutral_continuations: bool = False
 
 
 @dataclass
@@ -271,19 +273,18 @@ def learn_edit(
     objective: EditObjective,
     batch_size: int,
     on_policy: tuple[int, Decoding, int] | None = None,
+    continuations: list[list[int]] | None = None,
 ) -> LearnedEdit:
     """Fit the heads' edit to the teacher's answers with a Lightning Trainer; the model's
     weights are unchanged. `on_policy` = (steps, decoding, generation batch): then the
     student answers the same questions itself and the teacher scores those answers for that
-    many more steps (snapshots go on; the caller's early stopping decides if it helped)."""
-    learner = EditLearner(
-        model,
-        heads,
-        init,
-        head_norm,
-        NeutralKL(tokenizer, objective.kl_target, objective.lambda_f),
-        objective,
-    )
+    many more steps (snapshots go on; the caller's early stopping decides if it helped).
+    `continuations`: the base model's own continuations of the neutral prompts, required
+    when the objective holds KL on them."""
+    if objective.neutral_continuations != (continuations is not None):
+        raise ValueError("give the base continuations exactly when the objective holds them")
+    neutral = NeutralKL(tokenizer, objective.kl_target, objective.lambda_f, continuations)
+    learner = EditLearner(model, heads, init, head_norm, neutral, objective)
     state = (model.training, [p.requires_grad for p in model.parameters()])
     model.requires_grad_(False)
     try:

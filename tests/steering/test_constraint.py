@@ -8,7 +8,7 @@ import torch
 from tiny import family_model, make_llama, random_plan
 
 from gcm_edit.model.heads import HeadGeometry
-from gcm_edit.steering.constraint import NeutralKL
+from gcm_edit.steering.constraint import NeutralKL, base_continuations
 
 CPU = torch.device("cpu")
 
@@ -27,13 +27,22 @@ def _reference(model, plan, neutral: NeutralKL, rows: list[int]) -> torch.Tensor
     return total / tokens
 
 
-@pytest.mark.parametrize("model_type", ["llama", "gemma2"])
-def test_neutral_kl_matches_unpadded_reference(model_type, tiny_tokenizer):
+@pytest.mark.parametrize(
+    ("model_type", "continued"), [("llama", False), ("gemma2", False), ("llama", True)]
+)
+def test_neutral_kl_matches_unpadded_reference(model_type, continued, tiny_tokenizer):
+    """Over the prompts, or the prompts followed by the base model's own continuations (the
+    reference then runs each prompt ⊕ continuation alone)."""
     # gemma2 soft-caps its logits in its head: the projected reference must do the same
     model = make_llama(seed=3) if model_type == "llama" else family_model(model_type, 1, seed=3)
     if model_type == "gemma2":
         model.config.final_logit_softcapping = 0.5
-    neutral = NeutralKL(tiny_tokenizer, 1.0, 1.0)
+    continuations = base_continuations(model, tiny_tokenizer) if continued else None
+    neutral = NeutralKL(tiny_tokenizer, 1.0, 1.0, continuations)
+    if continued:  # every continuation token is held
+        prompts_alone = NeutralKL(tiny_tokenizer, 1.0, 1.0).batch.attention_mask.sum()
+        extra = sum(len(c) for c in continuations)
+        assert extra > 0 and neutral.batch.attention_mask.sum() == prompts_alone + extra
     neutral.start(model, CPU)
     assert neutral.base.shape[-1] == model.config.hidden_size  # no vocabulary-wide tensor held
     plan = random_plan(HeadGeometry.of(model.config))

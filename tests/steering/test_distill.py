@@ -3,6 +3,7 @@ reference, what is trained is what is baked, and training moves the student to t
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tiny import random_token_ids
 
@@ -11,7 +12,7 @@ from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.model.logits import distillation_loss, predicting_states
 from gcm_edit.pairs.teacher import TeacherExample
-from gcm_edit.steering.constraint import NeutralKL
+from gcm_edit.steering.constraint import NeutralKL, base_continuations
 from gcm_edit.steering.distill import EditLearner, EditObjective, LearnedEdit, learn_edit
 
 HEADS = [(0, 1), (1, 3), (2, 0), (2, 2)]
@@ -154,3 +155,26 @@ def test_on_policy_steps_go_on_from_the_first_phase(llama_factory, tiny_tokenize
     assert [s["step"] for s in both.snapshots] == [0, 5, 10, 14]
     assert len(both.history) == 14
     assert both.history[:10] == alone.history and both.snapshots[:3] == alone.snapshots
+
+
+def test_continuations_enter_the_constraint(llama_factory, tiny_tokenizer):
+    """With `neutral_continuations`, a step's KL is the constraint's KL over prompt ⊕ the base
+    model's own continuation for the prompts that step draws; without them, prompts alone."""
+    model = llama_factory("gqa_head_dim16", seed=6)
+    continuations = base_continuations(model, tiny_tokenizer)
+    init = torch.randn(4, 16, generator=torch.Generator().manual_seed(8))
+    args = (model, tiny_tokenizer, _examples(4, seed=2), HEADS, init, torch.ones(4))
+    goal = _objective(steps=1, snapshot_every=1, neutral_continuations=True)
+    with pytest.raises(ValueError, match="continuations"):
+        learn_edit(*args, goal, batch_size=4)
+    held = learn_edit(*args, goal, batch_size=4, continuations=continuations)
+    plan = held.plan(HeadGeometry.of(model.config), 0)  # the edit the first step ran
+    rows = NeutralKL(tiny_tokenizer, 1.0, 1.0).sample(3, torch.Generator().manual_seed(1))
+    measured = {}
+    for name, given in (("with", continuations), ("without", None)):
+        neutral = NeutralKL(tiny_tokenizer, 1.0, 1.0, given)
+        neutral.start(model, torch.device("cpu"))
+        with torch.no_grad(), plan.apply(model):
+            measured[name] = float(neutral.kl(model, torch.device("cpu"), rows))
+    assert held.history[0]["kl"] == pytest.approx(measured["with"], rel=1e-4)
+    assert abs(measured["with"] - measured["without"]) > 1e-4 * measured["with"]

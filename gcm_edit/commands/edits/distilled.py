@@ -84,6 +84,9 @@ class DistillationReport(EditReport):
             else f"step {self.chosen_step}"
         )
         maps = f" and a rank-{goal['rank']} map A_h" if goal["rank"] else ""
+        held = "neutral token"
+        if goal.get("neutral_continuations"):
+            held = "token of the neutral prompts and of the base model's own continuations"
         return f"""## Distilled edit
 
 The edit was learned from the prompted model (context distillation). The base model, asked
@@ -94,7 +97,7 @@ all);
 ({self.greedy_kept} of them greedy), and those answers are the training set. Each selected
 head learned a vector b_h (starting at α·δ_h){maps}, z_h ← z_h + A_h z_h + b_h, to match the
 prompted model's next-token distributions without the directive, with KL(base ‖ edited) per
-neutral token held to {goal["kl_target"]:g} by a Lagrange multiplier ({goal["steps"]} Adam
+{held} held to {goal["kl_target"]:g} by a Lagrange multiplier ({goal["steps"]} Adam
 steps). Of the snapshots every {goal["snapshot_every"]} steps, the best on the validation split
 within that KL was kept: {kept}. Held-out, against the mean-difference plan on the same heads:
 
@@ -146,6 +149,12 @@ class DistilledConfig(EditConfig):
         description="Answers per distillation question at most (greedy, then samples).",
     )
     lambda_f: float = learned_option("lambda_f", 1.0)
+    kl_continuations: bool = Field(
+        False,
+        description="Also hold KL on the base model's own greedy continuations of the "
+        "neutral prompts, not their prompt positions alone.",
+        json_schema_extra=flag("kl-continuations"),
+    )
 
     def written_as(self, start: str) -> str:
         return "distilled"  # vectors and maps, not α·δ
@@ -223,6 +232,7 @@ class DistilledConfig(EditConfig):
             seed=settings.seed,
             snapshot_every=self.eval_every,
             neutral_prompts=NEUTRAL_PER_STEP,
+            neutral_continuations=self.kl_continuations,
         )
         stage = DistilledStage(
             teacher=teacher_stage.key(),
@@ -292,6 +302,8 @@ class DistilledConfig(EditConfig):
         on_policy = None
         if stage.on_policy_steps:
             on_policy = (stage.on_policy_steps, stage.decoding, stage.generation_batch)
+        # the run's continuations depend only on the model and generation batch, both keyed
+        held = run.continuations if stage.objective.neutral_continuations else None
         return run.cached(
             "distilled-{key}.json",
             "distilled edit",
@@ -306,6 +318,7 @@ class DistilledConfig(EditConfig):
                 stage.objective,
                 stage.batch,
                 on_policy,
+                held,
             ),
             encode=vars,
             decode=decode,
