@@ -73,6 +73,10 @@ VARIANTS: dict[str, list[str] | Callable[[str, Path], list[str]]] = {
     # KL held on the base model's own continuations of the neutral prompts too
     "distilled, KL on continuations": [*DISTILLED, "--kl-continuations"],
     "all heads, KL on continuations": [*DISTILLED, "--k", "100", "--kl-continuations"],
+    # gated neurons on the heads' median layer; 4 neurons (3·576 each) ≈ the rank-4 maps of
+    # 14 heads (2·4·64 each) in parameters
+    "distilled vectors + 4 neurons": [*DISTILLED, "--edit-rank", "0", "--edit-neurons", "4"],
+    "distilled vectors + maps + 4 neurons": [*DISTILLED, "--edit-neurons", "4"],
     "distilled KL 0.1": [*DISTILLED, "--kl-budget", "0.1"],
     "distilled KL 0.25": [*DISTILLED, "--kl-budget", "0.25"],
     "distilled KL 1": [*DISTILLED, "--kl-budget", "1"],

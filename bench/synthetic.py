@@ -46,6 +46,6 @@ def spread_heads(n_layers: int, n_heads: int, share: float = 0.05) -> list[tuple
 def edit_objective(steps: int):
     """The distilled edit's objective for `steps` optimiser steps (of ANSWERS_PER_STEP
     answers, learn_edit's batch size): rank 4, KL held to 0.5 on 6 neutral prompts a step."""
-    from gcm_edit.steering.distill import EditObjective
+    from gcm_edit.steering.learned_edit import EditObjective
 
     return EditObjective(EDIT_RANK, 0.05, steps, 0.5, 1.0, 0, steps, 6)

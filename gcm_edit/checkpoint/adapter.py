@@ -21,6 +21,7 @@ import warnings
 import torch
 
 from gcm_edit.checkpoint.bake import require_finite
+from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry, o_proj_modules
 from gcm_edit.steering.plan import SteeringPlan
 
@@ -36,6 +37,8 @@ def build_adapter(model, plan: SteeringPlan):
     """A PeftModel (on a copy of `model`) whose LoRA weights carry `plan` exactly."""
     from peft import LoraConfig, get_peft_model
 
+    if plan.neurons:
+        raise GcmEditError("gated neurons cannot be carried by a LoRA adapter: use --format full")
     g: HeadGeometry = plan.geometry
     add = plan.add_tensor()
     layers = sorted({layer for layer, _ in plan.steered_heads})

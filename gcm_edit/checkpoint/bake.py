@@ -9,6 +9,8 @@ them. With W_h = W_O[:, h·d:(h+1)·d]:
 (W_O·δ, not δ: the two only share a shape when heads·head_dim = hidden_size.) The bias and
 the rank-1 term use W_O before scaling, matching the hook z ← s ⊙ z + a + Σ αcδ(uᵀz):
 W' = W·diag(s) + Σ_h W_h (α c_h δ_h) u_hᵀ, computed in float64.
+Gated neurons grow every layer's MLP by as many neurons as the layer with most: their rows of
+gate and up and columns of down where they are, zeros elsewhere (`grow_mlps`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from gcm_edit.checkpoint.llamafy import llamafy
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.architectures import arch_spec
 from gcm_edit.model.heads import attention_modules, o_proj_modules
+from gcm_edit.model.mlp import mlp_modules
 from gcm_edit.steering.plan import SteeringPlan
 
 
@@ -83,8 +86,53 @@ def bake(model: nn.Module, plan: SteeringPlan) -> nn.Module:
             weight.mul_(scale[layer].to(weight))
         if update is not None:
             weight += update.to(weight.dtype)
+    if plan.neurons:
+        grow_mlps(baked, plan)
     require_finite(baked, plan)
     return baked
+
+
+def _grown(linear: nn.Linear, extra: torch.Tensor, dim: int) -> nn.Linear:
+    """A new Linear with `extra` appended to its weight along `dim` (0: more outputs, whose
+    bias, if any, is 0; 1: more inputs)."""
+    weight = torch.cat([linear.weight, extra.to(linear.weight)], dim=dim)
+    grown = nn.Linear(weight.shape[1], weight.shape[0], bias=linear.bias is not None)
+    grown = grown.to(dtype=weight.dtype, device=weight.device).requires_grad_(False)
+    grown.weight.copy_(weight)
+    if linear.bias is not None:
+        pad = torch.zeros(weight.shape[0] - linear.bias.shape[0]) if dim == 0 else None
+        grown.bias.copy_(
+            linear.bias if pad is None else torch.cat([linear.bias, pad.to(linear.bias)])
+        )
+    return grown
+
+
+def grow_mlps(model: nn.Module, plan: SteeringPlan) -> None:
+    """Append the plan's gated neurons to their layers' MLPs and as many zero neurons to every
+    other layer's (a config has one intermediate_size); new modules, so tensors the copy shares
+    with the unedited model are never written."""
+    spec = arch_spec(model.config)
+    mlps = mlp_modules(model)
+    by_layer: dict[int, list] = {}
+    for neurons in plan.neurons:
+        by_layer.setdefault(neurons.layer, []).append(neurons)
+    width = max(sum(n.count for n in group) for group in by_layer.values())
+    hidden = model.config.hidden_size
+    gate_name, up_name, down_name = spec.mlp_proj
+    for layer, mlp in enumerate(mlps):
+        group = by_layer.get(layer, [])
+        pad = width - sum(n.count for n in group)
+        rows = {
+            part: torch.cat([getattr(n, part).double() for n in group] + [torch.zeros(pad, hidden)])
+            for part in ("gate", "up")
+        }
+        down = torch.cat([n.down.double() for n in group] + [torch.zeros(hidden, pad)], dim=1)
+        setattr(mlp, gate_name, _grown(getattr(mlp, gate_name), rows["gate"], 0))
+        setattr(mlp, up_name, _grown(getattr(mlp, up_name), rows["up"], 0))
+        setattr(mlp, down_name, _grown(getattr(mlp, down_name), down, 1))
+        if hasattr(mlp, "intermediate_size"):
+            mlp.intermediate_size += width
+    model.config.intermediate_size += width
 
 
 def rank1_update(weight: torch.Tensor, reads: torch.Tensor, writes: torch.Tensor) -> torch.Tensor:
@@ -97,10 +145,13 @@ def require_finite(model: nn.Module, plan: SteeringPlan) -> None:
     """Fail closed: a baked tensor holding NaN or inf is an error, never a checkpoint. Only
     the output projections are computed by baking, so only they are checked (a full check
     holds a float copy of the embedding at once)."""
+    edited = {f"layer {layer} o_proj": o_proj for layer, o_proj in enumerate(o_proj_modules(model))}
+    if plan.neurons:
+        edited |= {f"layer {layer} MLP": mlp for layer, mlp in enumerate(mlp_modules(model))}
     broken = [
-        f"layer {layer} o_proj.{name}"
-        for layer, o_proj in enumerate(o_proj_modules(model))
-        for name, p in o_proj.named_parameters()
+        f"{where}.{name}"
+        for where, module in edited.items()
+        for name, p in module.named_parameters()
         if not torch.isfinite(p).all()
     ]
     if broken:

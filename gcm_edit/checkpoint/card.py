@@ -19,9 +19,14 @@ def _edit(manifest: Manifest) -> str:
     if manifest.steering.intervention == "scale":
         return f"the outputs (o_proj columns) scaled by {manifest.steering.alpha}"
     if manifest.steering.intervention == "distilled":
+        neurons = "".join(
+            f", {n.count} gated neurons added to layer {n.layer}'s MLP (so every layer's MLP is "
+            f"{n.count} neurons wider, zero elsewhere)"
+            for n in manifest.steering.neurons
+        )
         return (
             "an edit learned from the prompted model (vectors in the output-projection biases, "
-            "low-rank maps in its columns)"
+            f"low-rank maps in its columns{neurons})"
         )
     if manifest.steering.intervention == "rank1":
         return "steering vectors baked as rank-1 edits of the output-projection columns"

@@ -101,6 +101,14 @@ class HeadRow(Section):
         return name
 
 
+class NeuronRow(Section):
+    """Gated neurons added to one layer's MLP (the export's MLPs are `count` wider)."""
+
+    layer: int
+    count: int
+    down_norm: float  # ‖D‖: how much they can write
+
+
 class SteeringInfo(Section):
     intervention: str
     k_percent: float
@@ -109,6 +117,7 @@ class SteeringInfo(Section):
     positions: str
     rank_by: str = "effect"  # effect | effect-per-kl
     heads: list[HeadRow]  # a row per part: a distilled head has its b and each rank-1 part
+    neurons: list[NeuronRow] = []  # gated neurons (--edit-neurons), if the plan kept any
 
     @property
     def n_heads(self) -> int:

@@ -14,6 +14,7 @@ from gcm_edit.checkpoint.manifest import (
     ExportInfo,
     HeadRow,
     Manifest,
+    NeuronRow,
     PairsInfo,
     RecipeInfo,
     Sample,
@@ -68,6 +69,10 @@ def steering_info(
         intervention=s.edit.written_as(strength.intervention),
         n_heads_total=run.geometry.n_total,
         heads=rows,
+        neurons=[
+            NeuronRow(layer=n.layer, count=n.count, down_norm=float(n.down.norm()))
+            for n in plan.neurons
+        ],
         **(chosen | fitted.steering),
     )
 

@@ -165,6 +165,8 @@ class ExportSettings(
         self._given_without(("ks",), ks_read, "--k auto or --kl-budget")
         self._given_without(("doses",), self.format == "adapter", "--format adapter")
         self._given_without(("compose_disjoint",), bool(self.compose), "several --concept")
+        if self.format == "adapter" and (option := self.edit.full_only()):
+            raise ValueError(f"{option} needs --format full: a PEFT adapter edits o_proj only")
         if self.gguf and self.format == "adapter":
             raise ValueError("--gguf needs --format full (llama.cpp loads whole checkpoints)")
         if self.compose and self.edit.kind != "mean-diff":

@@ -29,6 +29,9 @@ class ArchSpec:
     bias_flag: str = "attention_bias"
     fused_qkv: str | None = None  # llamafy: one projection to split into q, k, v
     fused_gate_up: str | None = None  # llamafy: one MLP projection to split into gate, up
+    mlp: str = "mlp"  # attribute of a decoder layer holding the gated MLP
+    mlp_proj: tuple[str, str, str] = ("gate_proj", "up_proj", "down_proj")
+    mlp_act: str = "act_fn"  # attribute of the MLP module: its activation
     window: str | None = None  # llamafy: sliding-window attribute Llama cannot express
     window_switch: str | None = None  # ...and the flag that turns it on, if the family has one
 

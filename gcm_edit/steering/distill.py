@@ -15,12 +15,16 @@ estimated each step on a few neutral prompts drawn at random (the whole set cost
 the distillation batch itself).
 The vocabulary is never materialised for a whole batch (model/logits.py). The edit bakes
 exactly: W_O[:, h] ← W_O[:, h](I + A_h) is r rank-1 updates, o_proj bias += W_O[:, h] b_h,
-so the plan is an additive plan plus rank-1 components (steering/plan.py).
+so the plan is an additive plan plus rank-1 components (steering/plan.py). With `neurons` m,
+m gated neurons on one layer's MLP learn alongside (steering/neurons.py: D starts at 0, G and U
+random), a token-specific write that bakes as a wider MLP.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import lightning as L
@@ -33,62 +37,14 @@ from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.generation import Decoding, generate
 from gcm_edit.model.heads import HeadGeometry, intervene
 from gcm_edit.model.logits import distillation_loss, predicting_states
+from gcm_edit.model.mlp import add_neurons
 from gcm_edit.model.trainers import fit_steps
 from gcm_edit.pairs.teacher import TeacherExample
 from gcm_edit.steering.constraint import NeutralKL
-from gcm_edit.steering.plan import SteeringPlan
+from gcm_edit.steering.learned_edit import EditObjective, LearnedEdit
 
 # of the 24 neutral prompts, for speed (docs/results.md#stage-times-and-the-cold-budget)
 NEUTRAL_PER_STEP = 6
-
-
-@dataclass(frozen=True)
-class EditObjective:
-    rank: int  # r of each head's map A_h; 0: vectors only
-    lr: float  # Adam step, relative to a head's typical output per coordinate
-    steps: int
-    kl_target: float  # KL per neutral token the multiplier holds the edit to
-    lambda_f: float  # the multiplier's starting value
-    seed: int
-    snapshot_every: int  # steps between the snapshots early stopping chooses from
-    neutral_prompts: int  # neutral prompts drawn per step for the KL constraint
-    # the constraint also holds the base model's own continuations of the neutral prompts
-    neutral_continuations: bool = False
-
-
-@dataclass
-class LearnedEdit:
-    """Candidate heads' b (and W, R) at each snapshot; step 0 is the starting plan."""
-
-    heads: list[tuple[int, int]]
-    history: list[dict]  # one row per optimiser step
-    snapshots: list[dict]  # {"step", "vectors" [n][d], "writes"/"reads" [n][r][d]}
-
-    def plan(self, geometry: HeadGeometry, step: int) -> SteeringPlan:
-        """The snapshot at `step` as a plan: b additive, each non-zero column pair of A_h one
-        rank-1 component (write W_h[:, j], read R_h[:, j]), all at α = 1."""
-        snap = next(s for s in self.snapshots if s["step"] == step)
-        vectors = torch.tensor(snap["vectors"], dtype=torch.float32)
-        writes = torch.tensor(snap["writes"], dtype=torch.float32)  # [n, r, d]
-        reads = torch.tensor(snap["reads"], dtype=torch.float32)
-        parts = [
-            (head, writes[i, j], reads[i, j])
-            for i, head in enumerate(self.heads)
-            for j in range(writes.shape[1])
-            if writes[i, j].any() and reads[i, j].any()
-        ]
-        empty = torch.zeros(0, geometry.head_dim)
-        return SteeringPlan(
-            geometry,
-            list(self.heads),
-            vectors,
-            1.0,
-            [1.0] * len(self.heads),
-            rank1_heads=[head for head, _, _ in parts],
-            rank1_vectors=torch.stack([w for _, w, _ in parts]) if parts else empty,
-            rank1_reads=torch.stack([r for _, _, r in parts]) if parts else empty,
-            rank1_scales=[1.0] * len(parts),
-        )
 
 
 @dataclass
@@ -168,6 +124,10 @@ class EditLearner(L.LightningModule):
         self.w = nn.Parameter(torch.zeros(len(heads), d, r))
         reads = torch.randn(len(heads), d, r, generator=generator) / norm[:, None, None]
         self.r = nn.Parameter(reads)
+        m, hidden = objective.neurons, model.config.hidden_size
+        gates = torch.randn(2, m, hidden, generator=generator) / math.sqrt(hidden)
+        self.gate, self.up = nn.Parameter(gates[0]), nn.Parameter(gates[1])
+        self.down = nn.Parameter(torch.zeros(hidden, m))
         self.by_layer: dict[int, list[int]] = {}
         for i, (layer, _) in enumerate(heads):
             self.by_layer.setdefault(layer, []).append(i)
@@ -180,23 +140,27 @@ class EditLearner(L.LightningModule):
         def rows(t: torch.Tensor) -> list:
             return t.detach().cpu().tolist()
 
-        self.snapshots.append(
-            {
-                "step": step,
-                "vectors": rows(self.b),
-                "writes": rows(self.w.transpose(1, 2)),  # [n, r, d]
-                "reads": rows(self.r.transpose(1, 2)),
+        snap = {
+            "step": step,
+            "vectors": rows(self.b),
+            "writes": rows(self.w.transpose(1, 2)),  # [n, r, d]
+            "reads": rows(self.r.transpose(1, 2)),
+        }
+        if self.objective.neurons:
+            snap["neurons"] = {"layer": self.objective.neuron_layer} | {
+                part: rows(getattr(self, part)) for part in ("gate", "up", "down")
             }
-        )
+        self.snapshots.append(snap)
 
     def _placed(self, rows: torch.Tensor, head: int) -> torch.Tensor:
         """[k, d] rows written onto head `head`'s slice of a [k, heads*d] matrix."""
         g = self.geometry
         return F.pad(rows, (head * g.head_dim, (g.n_heads - head - 1) * g.head_dim))
 
-    def edit(self):
-        """The differentiable hook for the current b, W, R: the same `intervene` the plan
-        uses, so what is trained is what is baked."""
+    @contextmanager
+    def edit(self) -> Iterator[None]:
+        """The differentiable hooks for the current b, W, R (and G, U, D): the same
+        `intervene` and `add_neurons` the plan uses, so what is trained is what is baked."""
         g = self.geometry
         add = torch.zeros(g.n_layers, g.n_heads, g.head_dim, device=self.device)
         index = (
@@ -211,7 +175,11 @@ class EditLearner(L.LightningModule):
                 reads = [self._placed(self.r[i].T, h) for i, h in zip(members, heads, strict=True)]
                 writes = [self._placed(self.w[i].T, h) for i, h in zip(members, heads, strict=True)]
                 rank1[layer] = (torch.cat(reads), torch.cat(writes))
-        return intervene(self.model, add=add, rank1=rank1)
+        neurons = []
+        if self.objective.neurons:
+            neurons = [(self.objective.neuron_layer, self.gate, self.up, self.down)]
+        with intervene(self.model, add=add, rank1=rank1), add_neurons(self.model, neurons):
+            yield
 
     def on_fit_start(self) -> None:
         self.neutral.start(self.model, self.device)
@@ -247,8 +215,8 @@ class EditLearner(L.LightningModule):
             self.snapshot(step)
 
     def configure_optimizers(self):
-        """Steps relative to each quantity's own scale: b and W in units of a head's output
-        per coordinate (E‖z‖/√d), R in units of 1/E‖z‖."""
+        """Steps relative to each quantity's own scale: b, W and D in units of a head's output
+        per coordinate (E‖z‖/√d), R in units of 1/E‖z‖, G and U of their start (1/√hidden)."""
         lr, d = self.objective.lr, self.geometry.head_dim
         out_scale = float(self.norm.mean()) / math.sqrt(d)
         groups = [{"params": [self.b], "lr": lr * out_scale}]
@@ -256,6 +224,12 @@ class EditLearner(L.LightningModule):
             groups += [
                 {"params": [self.w], "lr": lr * out_scale},
                 {"params": [self.r], "lr": lr / float(self.norm.mean())},
+            ]
+        if self.objective.neurons:
+            hidden = self.gate.shape[1]
+            groups += [
+                {"params": [self.down], "lr": lr * out_scale},
+                {"params": [self.gate, self.up], "lr": lr / math.sqrt(hidden)},
             ]
         return torch.optim.Adam(groups)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from safetensors.torch import load_file, save_file
 
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import HeadGeometry, Rank1, intervene
+from gcm_edit.model.mlp import add_neurons
+from gcm_edit.steering.neurons import GatedNeurons
 
 PLAN_TENSORS = "gcm_edit_plan.safetensors"
 MIN_READ_NORM = 1e-6  # ‖z̄‖ below this: the head is silent, rank-1 steering has nothing to read
@@ -41,6 +45,7 @@ class SteeringPlan:
     own activity `rank1_reads[i]ᵀ z` added (a rank-1 update of its W_O columns): u = z̄/‖z̄‖²
     reads ≈ 1 on the original runs' mean output z̄, 0 where the head is silent.
     All at once, each reading the unedited z: z ← s ⊙ z + a + Σ α c δ (uᵀ z).
+    Gated neurons (steering/neurons.py) add to a layer's MLP output where their gates open.
     """
 
     geometry: HeadGeometry
@@ -54,6 +59,7 @@ class SteeringPlan:
     rank1_vectors: torch.Tensor | None = None  # [n, head_dim] δ; None: no rank-1 heads
     rank1_reads: torch.Tensor | None = None  # [n, head_dim] u
     rank1_scales: list[float] = field(default_factory=list)
+    neurons: tuple[GatedNeurons, ...] = ()
 
     def __post_init__(self) -> None:
         """Fail closed: a plan with NaN or inf anywhere would bake a broken model."""
@@ -64,6 +70,7 @@ class SteeringPlan:
         tensors = [self.vectors, self.rank1_vectors, self.rank1_reads]
         tensors += [self.add_tensor(), self.rank1_writes()]
         finite = all(map(math.isfinite, numbers)) and all(torch.isfinite(t).all() for t in tensors)
+        finite = finite and all(n.is_finite() for n in self.neurons)
         if not finite:
             raise GcmEditError(
                 "steering plan holds NaN or inf (α, scales, steering vectors, reads or α·c·δ): "
@@ -141,16 +148,18 @@ class SteeringPlan:
             torch.cat([p.rank1_vectors.float() for p in plans]),
             torch.cat([p.rank1_reads.float() for p in plans]),
             [p.alpha * c for p in plans for c in p.rank1_scales],
+            tuple(n for p in plans for n in p.neurons),
         )
 
     def dosed(self, dose: float) -> SteeringPlan:
         """The plan at `dose` times its edit, the knob a LoRA scale turns: additions and
-        rank-1 pushes scale with α, head scales move from 1 by `dose`·(s − 1). Dose 0 is the
-        base model, 1 the plan itself."""
+        rank-1 pushes scale with α, head scales move from 1 by `dose`·(s − 1), neurons' output
+        by `dose`. Dose 0 is the base model, 1 the plan itself."""
         return replace(
             self,
             alpha=self.alpha * dose,
             head_scales=[1.0 + dose * (s - 1.0) for s in self.head_scales],
+            neurons=tuple(n.dosed(dose) for n in self.neurons),
         )
 
     @property
@@ -198,11 +207,12 @@ class SteeringPlan:
             factors[layer] = (reads, pushes)
         return factors
 
-    def apply(self, model, device=None):
+    @contextmanager
+    def apply(self, model, device=None) -> Iterator[None]:
         """Context manager: the hooked steered model (the reference every export must equal)."""
         device = device or next(model.parameters()).device
         scale = self.scale_tensor()
-        return intervene(
+        heads = intervene(
             model,
             add=self.add_tensor().to(device) if self.heads else None,
             scale=None if scale is None else scale.to(device),
@@ -211,6 +221,9 @@ class SteeringPlan:
                 for layer, (reads, writes) in self.rank1_factors().items()
             },
         )
+        neurons = [n.hook(device) for n in self.neurons]
+        with heads, add_neurons(model, neurons):
+            yield
 
     def fingerprint(self) -> str:
         """Identifies the intervention itself (cache key for steered answers)."""
@@ -222,6 +235,8 @@ class SteeringPlan:
             digest.update(json.dumps(self.rank1_heads).encode())
             digest.update(self.rank1_reads.float().numpy().tobytes())
             digest.update(self.rank1_writes().numpy().tobytes())
+        for neurons in self.neurons:  # likewise
+            digest.update(neurons.digest())
         return digest.hexdigest()[:16]
 
     def pushes(self, head_norm: torch.Tensor) -> list[float]:
@@ -265,6 +280,8 @@ class SteeringPlan:
             "rank1_vectors": self.rank1_vectors,
             "rank1_reads": self.rank1_reads,
         }
+        for i, neurons in enumerate(self.neurons):
+            tensors |= neurons.tensors(f"neurons.{i}.")
         save_file(
             {name: t.contiguous().float() for name, t in tensors.items()},
             str(folder / PLAN_TENSORS),
@@ -278,6 +295,7 @@ class SteeringPlan:
             "head_scales": self.head_scales,
             "rank1_heads": self.rank1_heads,
             "rank1_scales": self.rank1_scales,
+            "neuron_layers": [n.layer for n in self.neurons],
         }
         (folder / "gcm_edit_plan.json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -298,6 +316,10 @@ class SteeringPlan:
             tensors.get("rank1_vectors"),
             tensors.get("rank1_reads"),
             meta.get("rank1_scales", []),
+            tuple(
+                GatedNeurons.from_tensors(layer, tensors, f"neurons.{i}.")
+                for i, layer in enumerate(meta.get("neuron_layers", []))
+            ),
         )
 
 

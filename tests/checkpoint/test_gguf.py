@@ -8,6 +8,7 @@ llama.cpp runtime, and a fixed plan whose greedy text differs from the base mode
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -26,6 +27,7 @@ from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.generation import Decoding, eos_ids, generate
 from gcm_edit.model.heads import o_proj_modules
 from gcm_edit.model.llamacpp import LlamaCpp
+from gcm_edit.steering.neurons import GatedNeurons
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +101,26 @@ def test_f32_gguf_is_the_steered_model(default):
     assert checked.differs_from_base, "the plan must change the text for the check to mean much"
     assert checked.steering_effect > 100 * checked.mean_abs_logprob_diff
     assert gguf_type(default.gguf("steered")) == "f32"
+
+
+def test_f32_gguf_carries_gated_neurons(default):
+    """Neurons widen every MLP (llama.cpp reads one feed-forward length): the f32 GGUF of a
+    plan with heads and gated neurons is still exactly the hooked model."""
+    model = default.model
+    hidden = model.config.hidden_size
+    g = torch.Generator().manual_seed(1)
+    neurons = GatedNeurons(
+        15,
+        torch.randn(4, hidden, generator=g) / hidden**0.5,
+        torch.randn(4, hidden, generator=g) / hidden**0.5,
+        torch.randn(hidden, 4, generator=g) * 4,
+    )
+    plan = replace(default.plan, neurons=(neurons,))
+    path = default.gguf("neurons", edit=lambda m: bake(m, plan))
+    checked = verify_gguf(path, "f32", model, plan, default.prompts)
+    assert checked.exact and checked.greedy_identical and checked.off_greedy == 0
+    assert checked.max_abs_logprob_diff <= GGUF_TOLERANCE
+    assert checked.differs_from_base
 
 
 def test_q8_0_gguf_is_checked_against_the_steering_effect(default):

@@ -102,6 +102,38 @@ def test_distilled_export_is_exact_and_reported(env, tmp_path, recipe):
     assert json.loads((adapter / "gcm_edit.json").read_text())["verification"]["greedy_identical"]
 
 
+def test_gated_neurons_widen_every_mlp_exactly(env, tmp_path, recipe, monkeypatch):
+    """`--edit-neurons 2` on layer 1: the last snapshot's neurons (kept whatever validation
+    says: a random tiny model writes no verse) are baked as two more neurons in every layer's
+    MLP, and the folder is still exactly the hooked model."""
+    from gcm_edit.commands import candidates
+
+    choose = candidates.best_snapshot
+
+    def last_snapshot(run, strength, snapshots, *args):
+        _, _, rows = choose(run, strength, snapshots, *args)
+        return (*snapshots[-1], rows)
+
+    monkeypatch.setattr(candidates, "best_snapshot", last_snapshot)
+    out = tmp_path / "neurons"
+    neurons = ["--edit-neurons", "2", "--edit-neuron-layer", "1"]
+    result = _export(env["model"], out, "--concept", str(recipe), *DISTILLED, *neurons)
+    assert result.exit_code == 0, (result.output, result.exception)
+    manifest = json.loads((out / "gcm_edit.json").read_text())
+    objective = manifest["edit"]["objective"]
+    assert (objective["neurons"], objective["neuron_layer"]) == (2, 1)
+    assert manifest["verification"]["greedy_identical"] is True
+    assert manifest["verification"]["max_abs_logit_diff"] <= 1e-4
+    assert manifest["edit"]["chosen_step"] == 4
+    plan = SteeringPlan.load(out)
+    assert [(n.layer, n.count) for n in plan.neurons] == [(1, 2)]
+    size = json.loads((env["model"] / "config.json").read_text())["intermediate_size"]
+    assert json.loads((out / "config.json").read_text())["intermediate_size"] == size + 2
+    assert "gated neurons on layer 1" in (out / "README.md").read_text()
+    verified = CliRunner().invoke(app, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
+
+
 @pytest.mark.parametrize(
     ("extra", "said"),
     [
@@ -114,4 +146,13 @@ def test_conflicting_options_are_refused_before_any_work(env, tmp_path, extra, s
     result = _export(env["model"], out, "--edit", "distilled", *extra)
     assert result.exit_code == 2
     assert said in result.output
+    assert not out.exists() and _leftovers(out) == []
+
+
+def test_neuron_layer_beyond_the_model_is_one_line(env, tmp_path):
+    out = tmp_path / "refused"
+    result = _export(env["model"], out, "--edit", "distilled", "--edit-neurons", "2",
+                     "--edit-neuron-layer", "9")  # fmt: skip
+    assert result.exit_code != 0
+    assert "--edit-neuron-layer 9: the model has 3 layers (0 to 2)" in result.output
     assert not out.exists() and _leftovers(out) == []

@@ -27,6 +27,11 @@ CASES = [
     (EXPORT, "export --gguf q8_0 --format adapter", "--gguf needs --format full"),
     (
         EXPORT,
+        "export --edit distilled --edit-neurons 2 --format adapter",
+        "--edit-neurons needs --format full",
+    ),
+    (
+        EXPORT,
         "export --concept verse --concept refusal",
         "cannot be combined with several --concept",
     ),

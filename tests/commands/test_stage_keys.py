@@ -17,7 +17,7 @@ import gcm_edit.commands.stages  # noqa: F401
 from gcm_edit.inputs.recipe import Directive
 from gcm_edit.keys import StageConfig
 from gcm_edit.model.generation import Decoding
-from gcm_edit.steering.distill import EditObjective
+from gcm_edit.steering.learned_edit import EditObjective
 from gcm_edit.steering.scales import ScaleObjective
 
 DECODING = Decoding(max_new_tokens=64, stop=("Q:",), temperature=0.7, seed=3)

@@ -13,7 +13,8 @@ from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.model.logits import distillation_loss, predicting_states
 from gcm_edit.pairs.teacher import TeacherExample
 from gcm_edit.steering.constraint import NeutralKL, base_continuations
-from gcm_edit.steering.distill import EditLearner, EditObjective, LearnedEdit, learn_edit
+from gcm_edit.steering.distill import EditLearner, learn_edit
+from gcm_edit.steering.learned_edit import EditObjective, LearnedEdit
 
 HEADS = [(0, 1), (1, 3), (2, 0), (2, 2)]
 
@@ -88,20 +89,22 @@ def test_states_line_up_across_prompts(llama_factory):
         assert float(distillation_loss(model, t, s, none, tokens)) > 1e-3
 
 
-def test_what_is_trained_is_what_is_baked(llama_factory, tiny_tokenizer):
+@pytest.mark.parametrize("neurons", [0, 3])
+def test_what_is_trained_is_what_is_baked(neurons, llama_factory, tiny_tokenizer):
     """The learner's hook, the plan built from its snapshot, and the baked weights give the
-    same logits: b additive, A_h = W Rᵀ as rank-1 parts."""
+    same logits: b additive, A_h = W Rᵀ as rank-1 parts, gated neurons as a wider MLP."""
     model = llama_factory("gqa_head_dim16", seed=4)
     neutral = NeutralKL(tiny_tokenizer, 1.0, 1.0)
-    learner = EditLearner(
-        model, HEADS, torch.randn(4, 16), torch.full((4,), 2.0), neutral, _objective()
-    )
+    goal = _objective(neurons=neurons, neuron_layer=1)
+    learner = EditLearner(model, HEADS, torch.randn(4, 16), torch.full((4,), 2.0), neutral, goal)
     with torch.no_grad():
         learner.w.normal_(generator=torch.Generator().manual_seed(3))
+        learner.down.normal_(generator=torch.Generator().manual_seed(4))
     learner.snapshot(7)
     edit = LearnedEdit(HEADS, [], learner.snapshots)
     plan = edit.plan(learner.geometry, 7)
     assert plan.steered_heads == sorted(HEADS) and len(plan.rank1_heads) == 8
+    assert [(n.layer, n.count) for n in plan.neurons] == ([(1, neurons)] if neurons else [])
 
     ids = torch.tensor([random_token_ids(torch.Generator().manual_seed(5), 9)])
     with torch.no_grad():
@@ -178,3 +181,18 @@ def test_continuations_enter_the_constraint(llama_factory, tiny_tokenizer):
             measured[name] = float(neutral.kl(model, torch.device("cpu"), rows))
     assert held.history[0]["kl"] == pytest.approx(measured["with"], rel=1e-4)
     assert abs(measured["with"] - measured["without"]) > 1e-4 * measured["with"]
+
+
+def test_gated_neurons_learn_alone(llama_factory, tiny_tokenizer):
+    """Vectors and neurons, no maps: the neurons start silent (step 0 is the start plan) and
+    training moves the student to the teacher through them too."""
+    model = llama_factory("gqa_head_dim16", seed=6)
+    goal = _objective(rank=0, lr=0.2, neurons=4, neuron_layer=2)
+    args = (model, tiny_tokenizer, _examples(8, seed=1, forced=1), HEADS)
+    result = learn_edit(*args, torch.zeros(4, 16), torch.ones(4), goal, batch_size=4)
+    geometry = HeadGeometry.of(model.config)
+    assert result.plan(geometry, 0).neurons == ()
+    last = result.plan(geometry, 30)
+    assert [(n.layer, n.count) for n in last.neurons] == [(2, 4)]
+    first = sum(r["distill_kl"] for r in result.history[:4])
+    assert sum(r["distill_kl"] for r in result.history[-4:]) < 0.8 * first

@@ -69,6 +69,11 @@ class EditConfig(BaseModel):
     def check(self, run: SteeringRun) -> None:
         """Refusals that need the model's shape (its config only: before any work)."""
 
+    def full_only(self) -> str | None:
+        """The option given that only a full checkpoint can carry (a PEFT adapter edits
+        o_proj alone), if any."""
+        return None
+
     def start_intervention(self) -> str:
         """How the start plan writes into a head; learned edits start from α·δ."""
         return "additive"

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from gcm_edit.checkpoint.sections import EditReport
 from gcm_edit.commands.edits.base import EditConfig, FittedEdit, flag, learned_option
+from gcm_edit.commands.edits.distilled_report import DistillationReport
 from gcm_edit.commands.settings import DISTILL_KL
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.commands.strength import Strength
     from gcm_edit.pairs.teacher import TeacherSet
-    from gcm_edit.steering.distill import LearnedEdit
+    from gcm_edit.steering.learned_edit import LearnedEdit
 
 MAX_CANDIDATES = 16  # best-of-n beyond this costs hours on a CPU for a few more answers
 
@@ -62,48 +62,6 @@ class DistilledStage(StageConfig):
     on_policy_steps: int
     decoding: Any  # the student's own answers (on-policy steps)
     generation_batch: int
-
-
-class DistillationReport(EditReport):
-    """The teacher data, the objective, training and the kept snapshot."""
-
-    kind: Literal["distilled"] = "distilled"
-    questions: int  # distillation questions asked
-    teacher_answers: int  # questions with a good prompted answer (the training set)
-    teacher_candidates: int  # answers generated in all (greedy + samples)
-    greedy_kept: int  # of the teacher answers, those that were the greedy one
-    heads: list[list[int]]
-    title: ClassVar[str] = "Distilled edit vs the mean-difference plan on the same heads (held-out)"
-    learned: ClassVar[str] = "distilled edit"
-
-    def card_section(self) -> str:
-        goal = self.objective
-        kept = (
-            "the mean-difference plan itself (step 0): no distilled snapshot did better"
-            if self.chosen_step == 0
-            else f"step {self.chosen_step}"
-        )
-        maps = f" and a rank-{goal['rank']} map A_h" if goal["rank"] else ""
-        held = "neutral token"
-        if goal.get("neutral_continuations"):
-            held = "token of the neutral prompts and of the base model's own continuations"
-        return f"""## Distilled edit
-
-The edit was learned from the prompted model (context distillation). The base model, asked
-the recipe's {self.questions} distillation questions *with* its directive, answered each
-until an answer was good, greedy first, then sampled ({self.teacher_candidates} answers in
-all);
-{self.teacher_answers} questions got an answer judged concept ∧ fluent ∧ relevant
-({self.greedy_kept} of them greedy), and those answers are the training set. Each selected
-head learned a vector b_h (starting at α·δ_h){maps}, z_h ← z_h + A_h z_h + b_h, to match the
-prompted model's next-token distributions without the directive, with KL(base ‖ edited) per
-{held} held to {goal["kl_target"]:g} by a Lagrange multiplier ({goal["steps"]} Adam
-steps). Of the snapshots every {goal["snapshot_every"]} steps, the best on the validation split
-within that KL was kept: {kept}. Held-out, against the mean-difference plan on the same heads:
-
-{self.table().markdown()}
-
-"""
 
 
 class DistilledConfig(EditConfig):
@@ -149,6 +107,21 @@ class DistilledConfig(EditConfig):
         description="Answers per distillation question at most (greedy, then samples).",
     )
     lambda_f: float = learned_option("lambda_f", 1.0)
+    neurons: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description="Gated neurons learned on one layer's MLP besides the heads' edit (0: "
+        "none); the export's MLPs grow by as many in every layer, zero in the others.",
+        json_schema_extra=flag("edit-neurons"),
+    )
+    neuron_layer: int | None = Field(
+        None,
+        ge=0,
+        description="The layer whose MLP gets --edit-neurons (default: the median layer of "
+        "the selected heads).",
+        json_schema_extra=flag("edit-neuron-layer"),
+    )
     kl_continuations: bool = Field(
         False,
         description="Also hold KL on the base model's own greedy continuations of the "
@@ -158,6 +131,27 @@ class DistilledConfig(EditConfig):
 
     def written_as(self, start: str) -> str:
         return "distilled"  # vectors and maps, not α·δ
+
+    def full_only(self) -> str | None:
+        return "--edit-neurons" if self.neurons else None
+
+    def check(self, run: SteeringRun) -> None:
+        from gcm_edit.model.mlp import require_gated_mlp
+
+        if self.neuron_layer is not None and self.neuron_layer >= run.geometry.n_layers:
+            raise GcmEditError(
+                f"--edit-neuron-layer {self.neuron_layer}: the model has "
+                f"{run.geometry.n_layers} layers (0 to {run.geometry.n_layers - 1})"
+            )
+        if self.neurons:
+            require_gated_mlp(run.config)
+
+    def neuron_layer_for(self, heads: list[tuple[int, int]]) -> int:
+        """--edit-neuron-layer, else the median layer of the selected heads."""
+        if self.neuron_layer is not None:
+            return self.neuron_layer
+        layers = sorted(layer for layer, _ in heads)
+        return layers[(len(layers) - 1) // 2]
 
     def teacher_stage(self, run: SteeringRun, settings: ExportSettings) -> TeacherStage:
         from gcm_edit.evaluation.relevance import RELEVANCE
@@ -218,7 +212,8 @@ class DistilledConfig(EditConfig):
 
     def fit(self, run: SteeringRun, strength: Strength, settings: ExportSettings) -> FittedEdit:
         from gcm_edit.commands.candidates import best_snapshot
-        from gcm_edit.steering.distill import NEUTRAL_PER_STEP, EditObjective
+        from gcm_edit.steering.distill import NEUTRAL_PER_STEP
+        from gcm_edit.steering.learned_edit import EditObjective
 
         rival = strength.plan(run)
         teacher_stage = self.teacher_stage(run, settings)
@@ -233,6 +228,8 @@ class DistilledConfig(EditConfig):
             snapshot_every=self.eval_every,
             neutral_prompts=NEUTRAL_PER_STEP,
             neutral_continuations=self.kl_continuations,
+            neurons=self.neurons,
+            neuron_layer=self.neuron_layer_for(rival.heads) if self.neurons else 0,
         )
         stage = DistilledStage(
             teacher=teacher_stage.key(),
@@ -287,7 +284,8 @@ class DistilledConfig(EditConfig):
     def _learned(
         run: SteeringRun, stage: DistilledStage, rival, teacher: TeacherSet
     ) -> LearnedEdit:
-        from gcm_edit.steering.distill import LearnedEdit, learn_edit
+        from gcm_edit.steering.distill import learn_edit
+        from gcm_edit.steering.learned_edit import LearnedEdit
         from gcm_edit.steering.vectors import HEAD_NORM
 
         heads = stage.heads
