@@ -75,6 +75,9 @@ VARIANTS: dict[str, list[str] | Callable[[str, Path], list[str]]] = {
     "all heads, KL on continuations": [*DISTILLED, "--k", "100", "--kl-continuations"],
     # gated neurons on the heads' median layer; 4 neurons (3·576 each) ≈ the rank-4 maps of
     # 14 heads (2·4·64 each) in parameters
+    # the start plan's own judged answers learned too (one-hot): for sycophancy, where the
+    # prompted model critiques 3% of poems and the mean-difference plan 39%
+    "distilled + steered answers": [*DISTILLED, "--teacher-steered"],
     "distilled vectors + 4 neurons": [*DISTILLED, "--edit-rank", "0", "--edit-neurons", "4"],
     "distilled vectors + maps + 4 neurons": [*DISTILLED, "--edit-neurons", "4"],
     "distilled KL 0.1": [*DISTILLED, "--kl-budget", "0.1"],

@@ -134,6 +134,18 @@ def test_gated_neurons_widen_every_mlp_exactly(env, tmp_path, recipe, monkeypatc
     assert verified.exit_code == 0, verified.output
 
 
+def test_steered_answers_join_the_teacher_set(env, tmp_path, recipe):
+    """`--teacher-steered`: the start plan's own judged answers are learned with the prompted
+    model's, counted apart in the report and named in the card."""
+    out = tmp_path / "steered"
+    result = _export(env["model"], out, "--concept", str(recipe), *DISTILLED, "--teacher-steered")
+    assert result.exit_code == 0, (result.output, result.exception)
+    report = json.loads((out / "gcm_edit.json").read_text())["edit"]
+    assert 1 <= report["steered_answers"] <= 4 and 1 <= report["teacher_answers"] <= 4
+    assert "answers of the mean-difference-steered model" in (out / "README.md").read_text()
+    assert "✓ steered answers" in result.output
+
+
 @pytest.mark.parametrize(
     ("extra", "said"),
     [

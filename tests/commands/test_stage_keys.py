@@ -90,6 +90,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     ),  # fmt: skip
     "DistilledStage": dict(
         teacher="t",
+        steered=None,
         start="s",
         heads=HEADS,
         objective=EDIT_GOAL,
@@ -105,6 +106,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         files={"model.safetensors": "ab"}, model="m", prompts=[[1, 2, 3]], runtime="transformers"
     ),
 }
+EXAMPLES["SteeredAnswersStage"] = EXAMPLES["TeacherStage"] | {"plan": "f"}
 STAGES = {cls.__name__: cls for cls in StageConfig.stages}
 
 

@@ -18,6 +18,12 @@ from pydantic import Field
 
 from gcm_edit.commands.edits.base import EditConfig, FittedEdit, flag, learned_option
 from gcm_edit.commands.edits.distilled_report import DistillationReport
+from gcm_edit.commands.edits.teacher_data import (
+    steered_set,
+    steered_stage,
+    teacher_set,
+    teacher_stage,
+)
 from gcm_edit.commands.settings import DISTILL_KL
 from gcm_edit.console import console
 from gcm_edit.errors import GcmEditError
@@ -27,34 +33,17 @@ if TYPE_CHECKING:
     from gcm_edit.commands.export_settings import ExportSettings
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.commands.strength import Strength
-    from gcm_edit.pairs.teacher import TeacherSet
+    from gcm_edit.pairs.teacher import TeacherExample
     from gcm_edit.steering.learned_edit import LearnedEdit
 
 MAX_CANDIDATES = 16  # best-of-n beyond this costs hours on a CPU for a few more answers
-
-
-class TeacherStage(StageConfig):
-    """The prompted model's judged answers to the distillation questions."""
-
-    model: str
-    questions: list[str]
-    directive: dict | None
-    prefill: dict
-    chat_template: str | None
-    decoding: Any  # model.generation.Decoding
-    candidates: int
-    generation_batch: int  # sampled answers draw from the generator batch by batch
-    seed: int  # the samples' streams (--seed)
-    judge: str | list[str]
-    fluency: dict
-    relevance: dict
-    require_relevance: bool
 
 
 class DistilledStage(StageConfig):
     """The fitted edit: teacher answers, start plan, heads, objective, batching."""
 
     teacher: str  # TeacherStage key
+    steered: str | None  # SteeredAnswersStage key (--teacher-steered)
     start: str  # the mean-difference plan's fingerprint
     heads: list[tuple[int, int]]
     objective: Any  # steering.distill.EditObjective
@@ -107,6 +96,12 @@ class DistilledConfig(EditConfig):
         description="Answers per distillation question at most (greedy, then samples).",
     )
     lambda_f: float = learned_option("lambda_f", 1.0)
+    teacher_steered: bool = Field(
+        False,
+        description="Also learn the start plan's own judged answers (the mean-difference-"
+        "steered model, best of --teacher-candidates), one-hot: where the prompt fails, it "
+        "may not.",
+    )
     neurons: int = Field(
         0,
         ge=0,
@@ -153,71 +148,26 @@ class DistilledConfig(EditConfig):
         layers = sorted(layer for layer, _ in heads)
         return layers[(len(layers) - 1) // 2]
 
-    def teacher_stage(self, run: SteeringRun, settings: ExportSettings) -> TeacherStage:
-        from gcm_edit.evaluation.relevance import RELEVANCE
-
-        recipe = run.recipe
-        return TeacherStage(
-            model=run.model_ref.fingerprint(),
-            questions=recipe.distill_questions()[: self.questions],
-            directive=recipe.directive.model_dump() if recipe.directive else None,
-            prefill=recipe.prefill.model_dump(exclude_none=True),
-            chat_template=run.tokenizer.chat_template,
-            decoding=run.decoding,
-            candidates=self.teacher_candidates,
-            generation_batch=settings.generation_batch,
-            seed=settings.seed,
-            judge=run.judge_id,
-            fluency=recipe.fluency.model_dump(),
-            relevance=RELEVANCE,
-            require_relevance=recipe.require_relevance,
-        )
-
-    def teacher_set(self, run: SteeringRun, stage: TeacherStage) -> TeacherSet:
-        """The prompted model's good answers to the distillation questions (cached stage)."""
-        from gcm_edit.pairs.teacher import TeacherSet, build_teacher_set
-
-        def keep(asked: list[str], texts: list[str]) -> list[bool]:
-            return [row["success"] for row in run.judged(asked, texts).answers]
-
-        def build() -> TeacherSet:
-            teacher = build_teacher_set(
-                run.model,
-                run.tokenizer,
-                run.recipe,
-                stage.questions,
-                stage.decoding,
-                stage.candidates,
-                keep,
-                stage.generation_batch,
-                stage.seed,
-            )
-            if not teacher.examples:
-                raise GcmEditError(
-                    f"the prompted model gave no good answer (concept ∧ fluent ∧ relevant) to "
-                    f"{len(stage.questions)} distillation questions in {stage.candidates} "
-                    "tries: raise --teacher-candidates, or use --edit mean-diff"
-                )
-            return teacher
-
-        return run.cached(
-            "teacher-{key}.json",
-            "teacher answers",
-            stage,
-            build,
-            encode=TeacherSet.to_json,
-            decode=TeacherSet.from_json,
-            label="teacher answers",
-        )
-
     def fit(self, run: SteeringRun, strength: Strength, settings: ExportSettings) -> FittedEdit:
         from gcm_edit.commands.candidates import best_snapshot
         from gcm_edit.steering.distill import NEUTRAL_PER_STEP
         from gcm_edit.steering.learned_edit import EditObjective
 
         rival = strength.plan(run)
-        teacher_stage = self.teacher_stage(run, settings)
-        teacher = self.teacher_set(run, teacher_stage)
+        asked = teacher_stage(
+            run, self.questions, self.teacher_candidates, settings.generation_batch, settings.seed
+        )
+        teacher = teacher_set(run, asked)
+        steering = steered_stage(asked, rival) if self.teacher_steered else None
+        steered = steered_set(run, steering, rival) if steering else None
+        examples = teacher.examples + (steered.examples if steered else [])
+        if not examples:
+            tries = f"{len(asked.questions)} distillation questions in {asked.candidates} tries"
+            raise GcmEditError(
+                f"the prompted model gave no good answer (concept ∧ fluent ∧ relevant) to "
+                f"{tries}: raise --teacher-candidates, add --teacher-steered, or use "
+                "--edit mean-diff"
+            )
         goal = EditObjective(
             rank=self.rank,
             lr=self.lr,
@@ -232,7 +182,8 @@ class DistilledConfig(EditConfig):
             neuron_layer=self.neuron_layer_for(rival.heads) if self.neurons else 0,
         )
         stage = DistilledStage(
-            teacher=teacher_stage.key(),
+            teacher=asked.key(),
+            steered=steering.key() if steering else None,
             start=rival.fingerprint(),
             heads=list(rival.heads),
             objective=goal,
@@ -241,7 +192,7 @@ class DistilledConfig(EditConfig):
             decoding=run.decoding,
             generation_batch=settings.generation_batch,
         )
-        result = self._learned(run, stage, rival, teacher)
+        result = self._learned(run, stage, rival, examples)
         snapshots = [(x["step"], result.plan(run.geometry, x["step"])) for x in result.snapshots]
         chosen = best_snapshot(
             run,
@@ -261,7 +212,7 @@ class DistilledConfig(EditConfig):
         step, plan, rows = chosen
         console.print(
             f"distilled edit: kept step {step} on {len(plan.steered_heads)} heads from "
-            f"{len(teacher.examples)} teacher answers, KL target {goal.kl_target:g}"
+            f"{len(examples)} teacher answers, KL target {goal.kl_target:g}"
         )
 
         def report(comparison) -> DistillationReport:
@@ -271,6 +222,7 @@ class DistilledConfig(EditConfig):
                 teacher_answers=len(teacher.examples),
                 teacher_candidates=teacher.candidates,
                 greedy_kept=teacher.greedy_kept,
+                steered_answers=len(steered.examples) if steered else 0,
                 heads=[list(h) for h in result.heads],
                 chosen_step=step,
                 history=result.history,
@@ -282,7 +234,7 @@ class DistilledConfig(EditConfig):
 
     @staticmethod
     def _learned(
-        run: SteeringRun, stage: DistilledStage, rival, teacher: TeacherSet
+        run: SteeringRun, stage: DistilledStage, rival, examples: list[TeacherExample]
     ) -> LearnedEdit:
         from gcm_edit.steering.distill import learn_edit
         from gcm_edit.steering.learned_edit import LearnedEdit
@@ -309,7 +261,7 @@ class DistilledConfig(EditConfig):
             lambda: learn_edit(
                 run.model,
                 run.tokenizer,
-                teacher.examples,
+                examples,
                 heads,
                 rival.alpha * rival.vectors,
                 head_norm[[h[0] for h in heads], [h[1] for h in heads]],

@@ -16,6 +16,7 @@ class DistillationReport(EditReport):
     teacher_answers: int  # questions with a good prompted answer (the training set)
     teacher_candidates: int  # answers generated in all (greedy + samples)
     greedy_kept: int  # of the teacher answers, those that were the greedy one
+    steered_answers: int = 0  # the start plan's own kept answers (--teacher-steered)
     heads: list[list[int]]
     title: ClassVar[str] = "Distilled edit vs the mean-difference plan on the same heads (held-out)"
     learned: ClassVar[str] = "distilled edit"
@@ -38,6 +39,12 @@ class DistillationReport(EditReport):
                 "added D (act(G x) ⊙ (U x)), baked as as many more MLP neurons in every layer, "
                 "zero in the others)"
             )
+        steered = ""
+        if self.steered_answers:
+            steered = (
+                f", with {self.steered_answers} answers of the mean-difference-steered model "
+                "itself, asked bare and judged alike, learned one-hot (as written)"
+            )
         return f"""## Distilled edit
 
 The edit was learned from the prompted model (context distillation). The base model, asked
@@ -45,7 +52,7 @@ the recipe's {self.questions} distillation questions *with* its directive, answe
 until an answer was good, greedy first, then sampled ({self.teacher_candidates} answers in
 all);
 {self.teacher_answers} questions got an answer judged concept ∧ fluent ∧ relevant
-({self.greedy_kept} of them greedy), and those answers are the training set. Each selected
+({self.greedy_kept} of them greedy), and those answers are the training set{steered}. Each selected
 head learned a vector b_h (starting at α·δ_h){maps}, z_h ← z_h + A_h z_h + b_h{neurons}, to
 match the prompted model's next-token distributions without the directive, with
 KL(base ‖ edited) per {held} held to {goal["kl_target"]:g} by a Lagrange multiplier
