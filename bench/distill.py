@@ -71,8 +71,8 @@ VARIANTS: dict[str, list[str] | Callable[[str, Path], list[str]]] = {
     "random heads (distilled)": [*DISTILLED, "--method", "random"],
     "all heads (distilled)": [*DISTILLED, "--k", "100"],
     # KL held on the base model's own continuations of the neutral prompts too
-    "distilled, KL on continuations": [*DISTILLED, "--kl-continuations"],
-    "all heads, KL on continuations": [*DISTILLED, "--k", "100", "--kl-continuations"],
+    "distilled + KL on continuations": [*DISTILLED, "--kl-continuations"],
+    "all heads + KL on continuations": [*DISTILLED, "--k", "100", "--kl-continuations"],
     # gated neurons on the heads' median layer; 4 neurons (3·576 each) ≈ the rank-4 maps of
     # 14 heads (2·4·64 each) in parameters
     # the start plan's own judged answers learned too (one-hot): for sycophancy, where the
@@ -213,6 +213,9 @@ def main() -> None:
     common += ["--model", args.model] if args.model else []
     common += ["--n-heldout", str(args.n_heldout)] if args.n_heldout else []
     wanted = args.only.split(",") if args.only else list(VARIANTS)
+    unknown = [name for name in wanted if name not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant {unknown[0]!r}; variants: {', '.join(VARIANTS)}")
     folder = RESULTS / "distill" / (Path(args.model).stem if args.model else "")
     with tempfile.TemporaryDirectory(prefix="gcm-distill-") as tmp:
         legacy = judged_as_before(args.concept, Path(tmp))
