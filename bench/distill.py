@@ -78,6 +78,8 @@ VARIANTS: dict[str, list[str] | Callable[[str, Path], list[str]]] = {
     # the start plan's own judged answers learned too (one-hot): for sycophancy, where the
     # prompted model critiques 3% of poems and the mean-difference plan 39%
     "distilled + steered answers": [*DISTILLED, "--teacher-steered"],
+    # then 40 steps on the student's own judged answers with the teacher's
+    "distilled + self-training": [*DISTILLED, "--edit-self-steps", "40"],
     "distilled vectors + 4 neurons": [*DISTILLED, "--edit-rank", "0", "--edit-neurons", "4"],
     "distilled vectors + maps + 4 neurons": [*DISTILLED, "--edit-neurons", "4"],
     "distilled KL 0.1": [*DISTILLED, "--kl-budget", "0.1"],

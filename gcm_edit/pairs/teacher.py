@@ -144,6 +144,7 @@ def build_steered_set(
     batch_size: int,
     seed: int,
     steer: Callable[[], AbstractContextManager],
+    who: str = "steered answers",
 ) -> TeacherSet:
     """The same best-of-n from `model` under `steer()` (a plan's hooks: the
     mean-difference-steered model), asked bare. Every answer token is forced: the student
@@ -152,7 +153,7 @@ def build_steered_set(
     student = _student_prompts(tokenizer, questions)
     chosen, generated = _best_of(
         model, tokenizer, student, questions, decoding, n_candidates, keep, batch_size, seed,
-        "steered answers", [], steer,
+        who, [], steer,
     )  # fmt: skip
     examples = [
         TeacherExample(questions[i], student[i], student[i], r, len(r), t, c)

@@ -23,7 +23,7 @@ random), a token-specific write that bakes as a wider MLP.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -39,12 +39,33 @@ from gcm_edit.model.heads import HeadGeometry, intervene
 from gcm_edit.model.logits import distillation_loss, predicting_states
 from gcm_edit.model.mlp import add_neurons
 from gcm_edit.model.trainers import fit_steps
-from gcm_edit.pairs.teacher import TeacherExample
+from gcm_edit.pairs.teacher import TeacherExample, build_steered_set
 from gcm_edit.steering.constraint import NeutralKL
 from gcm_edit.steering.learned_edit import EditObjective, LearnedEdit
 
 # of the 24 neutral prompts, for speed (docs/results.md#stage-times-and-the-cold-budget)
 NEUTRAL_PER_STEP = 6
+
+
+@dataclass(frozen=True)
+class SelfTraining:
+    """Rejection-sampled self-training: the edited student answers `questions` (best of
+    `candidates`, greedy first), `keep` (the judges, reading the unedited model) keeps the
+    good ones, and `steps` more steps learn them one-hot together with the teacher's."""
+
+    steps: int
+    questions: list[str]
+    decoding: Decoding
+    candidates: int
+    generation_batch: int
+    keep: Callable[[list[str], list[str]], list[bool]]
+
+    def kept(self, model, tokenizer, edit: Callable, seed: int) -> list[TeacherExample]:
+        own = build_steered_set(
+            model, tokenizer, self.questions, self.decoding, self.candidates, self.keep,
+            self.generation_batch, seed, edit, "student answers, judged",
+        )  # fmt: skip
+        return own.examples
 
 
 @dataclass
@@ -248,11 +269,14 @@ def learn_edit(
     batch_size: int,
     on_policy: tuple[int, Decoding, int] | None = None,
     continuations: list[list[int]] | None = None,
+    self_training: SelfTraining | None = None,
 ) -> LearnedEdit:
     """Fit the heads' edit to the teacher's answers with a Lightning Trainer; the model's
     weights are unchanged. `on_policy` = (steps, decoding, generation batch): then the
     student answers the same questions itself and the teacher scores those answers for that
     many more steps (snapshots go on; the caller's early stopping decides if it helped).
+    `self_training`: then the student answers, the judges keep, and it learns its kept
+    answers (one-hot) with the teacher's for that many more steps.
     `continuations`: the base model's own continuations of the neutral prompts, required
     when the objective holds KL on them."""
     if objective.neutral_continuations != (continuations is not None):
@@ -277,11 +301,16 @@ def learn_edit(
             ]
             learner.last_step = objective.steps + steps
             _fit(learner, tokenizer, own, steps, batch_size)
+        kept = []
+        if self_training is not None:
+            kept = self_training.kept(model, tokenizer, learner.edit, objective.seed)
+            learner.last_step = len(learner.history) + self_training.steps
+            _fit(learner, tokenizer, examples + kept, self_training.steps, batch_size)
     finally:
         model.train(state[0])
         for param, flag in zip(model.parameters(), state[1], strict=True):
             param.requires_grad_(flag)
-    return LearnedEdit(list(heads), learner.history, learner.snapshots)
+    return LearnedEdit(list(heads), learner.history, learner.snapshots, len(kept))
 
 
 def _fit(

@@ -38,6 +38,7 @@ class LearnedEdit:
     # {"step", "vectors" [n][d], "writes"/"reads" [n][r][d], with neurons "neurons":
     # {"layer", "gate"/"up" [m][hidden], "down" [hidden][m]}}
     snapshots: list[dict]
+    self_kept: int = 0  # the student's own answers self-training learned (SelfTraining)
 
     def plan(self, geometry: HeadGeometry, step: int) -> SteeringPlan:
         """The snapshot at `step` as a plan: b additive, each non-zero column pair of A_h one

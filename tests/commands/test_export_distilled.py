@@ -134,15 +134,21 @@ def test_gated_neurons_widen_every_mlp_exactly(env, tmp_path, recipe, monkeypatc
     assert verified.exit_code == 0, verified.output
 
 
-def test_steered_answers_join_the_teacher_set(env, tmp_path, recipe):
+def test_steered_and_own_answers_join_the_teacher_set(env, tmp_path, recipe):
     """`--teacher-steered`: the start plan's own judged answers are learned with the prompted
-    model's, counted apart in the report and named in the card."""
+    model's; `--edit-self-steps 2`: then the student's own judged answers, two steps more.
+    Each is counted in the report and said in the card."""
     out = tmp_path / "steered"
-    result = _export(env["model"], out, "--concept", str(recipe), *DISTILLED, "--teacher-steered")
+    extra = ["--teacher-steered", "--edit-self-steps", "2"]
+    result = _export(env["model"], out, "--concept", str(recipe), *DISTILLED, *extra)
     assert result.exit_code == 0, (result.output, result.exception)
     report = json.loads((out / "gcm_edit.json").read_text())["edit"]
     assert 1 <= report["steered_answers"] <= 4 and 1 <= report["teacher_answers"] <= 4
-    assert "answers of the mean-difference-steered model" in (out / "README.md").read_text()
+    assert report["self_steps"] == 2 and 1 <= report["self_kept"] <= 4
+    assert len(report["history"]) == 4 + 2
+    card = (out / "README.md").read_text()
+    assert "answers of the mean-difference-steered model" in card
+    assert f"the judges kept {report['self_kept']}, and 2 more steps" in card
     assert "✓ steered answers" in result.output
 
 

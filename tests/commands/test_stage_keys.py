@@ -96,6 +96,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         objective=EDIT_GOAL,
         batch=4,
         on_policy_steps=0,
+        self_steps=0,
         decoding=DECODING,
         generation_batch=8,
     ),  # fmt: skip

@@ -196,3 +196,29 @@ def test_gated_neurons_learn_alone(llama_factory, tiny_tokenizer):
     assert [(n.layer, n.count) for n in last.neurons] == [(2, 4)]
     first = sum(r["distill_kl"] for r in result.history[:4])
     assert sum(r["distill_kl"] for r in result.history[-4:]) < 0.8 * first
+
+
+def test_self_training_learns_the_students_kept_answers(llama_factory, tiny_tokenizer):
+    """After the first phase, the edited student answers; the judges keep; the kept answers
+    (one-hot) and the teacher's train on. The first phase is exactly as without it."""
+    from gcm_edit.model.generation import Decoding
+    from gcm_edit.steering.distill import SelfTraining
+
+    model = llama_factory("gqa_head_dim16", seed=6)
+    examples = _examples(6, seed=2)
+    args = (model, tiny_tokenizer, examples, HEADS, torch.zeros(4, 16), torch.ones(4))
+    goal = _objective(steps=10, snapshot_every=5)
+    judged: list[list[str]] = []
+
+    def keep(asked: list[str], texts: list[str]) -> list[bool]:
+        judged.append(asked)
+        return [i % 2 == 0 for i in range(len(texts))]  # every other question, every round
+
+    questions = [e.question for e in examples] + ["one more?"]
+    own = SelfTraining(4, questions, Decoding(max_new_tokens=5), 2, 3, keep)
+    alone = learn_edit(*args, goal, batch_size=3)
+    both = learn_edit(*args, goal, batch_size=3, self_training=own)
+    assert both.history[:10] == alone.history and both.snapshots[:3] == alone.snapshots
+    assert [s["step"] for s in both.snapshots] == [0, 5, 10, 14] and len(both.history) == 14
+    assert judged[0] == questions and len(judged[1]) == 3  # the rest get a second try
+    assert both.self_kept == 4 + 2  # round 1 keeps 4 of 7, round 2 keeps 2 of the other 3

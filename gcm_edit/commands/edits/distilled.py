@@ -19,6 +19,8 @@ from pydantic import Field
 from gcm_edit.commands.edits.base import EditConfig, FittedEdit, flag, learned_option
 from gcm_edit.commands.edits.distilled_report import DistillationReport
 from gcm_edit.commands.edits.teacher_data import (
+    TeacherStage,
+    judged_good,
     steered_set,
     steered_stage,
     teacher_set,
@@ -49,7 +51,8 @@ class DistilledStage(StageConfig):
     objective: Any  # steering.distill.EditObjective
     batch: int
     on_policy_steps: int
-    decoding: Any  # the student's own answers (on-policy steps)
+    self_steps: int  # self-training (--edit-self-steps), judged like the teacher
+    decoding: Any  # the student's own answers (on-policy steps, self-training)
     generation_batch: int
 
 
@@ -80,6 +83,14 @@ class DistilledConfig(EditConfig):
         description="Then this many steps on the student's own answers, scored by the "
         "teacher (on-policy); early stopping keeps them only if they win on validation.",
         json_schema_extra=flag("edit-on-policy-steps"),
+    )
+    self_steps: int = Field(
+        0,
+        ge=0,
+        description="Then this many steps on the student's own answers that the judges keep "
+        "(best of --teacher-candidates), learned one-hot with the teacher's "
+        "(rejection-sampled self-training); early stopping keeps them only if they win.",
+        json_schema_extra=flag("edit-self-steps"),
     )
     lr: float = learned_option("lr", 0.05)
     eval_every: int = learned_option("eval_every", 40)
@@ -189,10 +200,11 @@ class DistilledConfig(EditConfig):
             objective=goal,
             batch=self.batch,
             on_policy_steps=self.on_policy_steps,
+            self_steps=self.self_steps,
             decoding=run.decoding,
             generation_batch=settings.generation_batch,
         )
-        result = self._learned(run, stage, rival, examples)
+        result = self._learned(run, stage, rival, examples, asked)
         snapshots = [(x["step"], result.plan(run.geometry, x["step"])) for x in result.snapshots]
         chosen = best_snapshot(
             run,
@@ -223,6 +235,8 @@ class DistilledConfig(EditConfig):
                 teacher_candidates=teacher.candidates,
                 greedy_kept=teacher.greedy_kept,
                 steered_answers=len(steered.examples) if steered else 0,
+                self_steps=self.self_steps,
+                self_kept=result.self_kept,
                 heads=[list(h) for h in result.heads],
                 chosen_step=step,
                 history=result.history,
@@ -234,9 +248,13 @@ class DistilledConfig(EditConfig):
 
     @staticmethod
     def _learned(
-        run: SteeringRun, stage: DistilledStage, rival, examples: list[TeacherExample]
+        run: SteeringRun,
+        stage: DistilledStage,
+        rival,
+        examples: list[TeacherExample],
+        asked: TeacherStage,
     ) -> LearnedEdit:
-        from gcm_edit.steering.distill import learn_edit
+        from gcm_edit.steering.distill import SelfTraining, learn_edit
         from gcm_edit.steering.learned_edit import LearnedEdit
         from gcm_edit.steering.vectors import HEAD_NORM
 
@@ -254,6 +272,12 @@ class DistilledConfig(EditConfig):
             on_policy = (stage.on_policy_steps, stage.decoding, stage.generation_batch)
         # the run's continuations depend only on the model and generation batch, both keyed
         held = run.continuations if stage.objective.neutral_continuations else None
+        own = None
+        if stage.self_steps:
+            own = SelfTraining(
+                stage.self_steps, asked.questions, stage.decoding, asked.candidates,
+                stage.generation_batch, judged_good(run),
+            )  # fmt: skip
         return run.cached(
             "distilled-{key}.json",
             "distilled edit",
@@ -269,6 +293,7 @@ class DistilledConfig(EditConfig):
                 stage.batch,
                 on_policy,
                 held,
+                own,
             ),
             encode=vars,
             decode=decode,

@@ -17,6 +17,8 @@ class DistillationReport(EditReport):
     teacher_candidates: int  # answers generated in all (greedy + samples)
     greedy_kept: int  # of the teacher answers, those that were the greedy one
     steered_answers: int = 0  # the start plan's own kept answers (--teacher-steered)
+    self_steps: int = 0  # self-training steps after the first fit (--edit-self-steps)
+    self_kept: int = 0  # ...on this many of the student's own answers, judged good
     heads: list[list[int]]
     title: ClassVar[str] = "Distilled edit vs the mean-difference plan on the same heads (held-out)"
     learned: ClassVar[str] = "distilled edit"
@@ -44,6 +46,12 @@ class DistillationReport(EditReport):
             steered = (
                 f", with {self.steered_answers} answers of the mean-difference-steered model "
                 "itself, asked bare and judged alike, learned one-hot (as written)"
+            )
+        if self.self_steps:
+            kept += (
+                f"; after the first {goal['steps']} steps, the student answered the same questions "
+                f"itself, the judges kept {self.self_kept}, and {self.self_steps} more steps "
+                "learned them one-hot with the teacher's (self-training)"
             )
         return f"""## Distilled edit
 

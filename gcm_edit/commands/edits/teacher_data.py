@@ -60,7 +60,9 @@ def teacher_stage(
     )
 
 
-def _keep(run: SteeringRun):
+def judged_good(run: SteeringRun):
+    """The judges as a keep-function: concept ∧ fluent ∧ relevant of each answer."""
+
     def keep(asked: list[str], texts: list[str]) -> list[bool]:
         return [row["success"] for row in run.judged(asked, texts).answers]
 
@@ -75,7 +77,7 @@ def teacher_set(run: SteeringRun, stage: TeacherStage) -> TeacherSet:
         s = stage
         return build_teacher_set(
             run.model, run.tokenizer, run.recipe, s.questions, s.decoding, s.candidates,
-            _keep(run), s.generation_batch, s.seed,
+            judged_good(run), s.generation_batch, s.seed,
         )  # fmt: skip
 
     return run.cached(
@@ -102,7 +104,7 @@ def steered_set(run: SteeringRun, steered: SteeredAnswersStage, plan: SteeringPl
     def build() -> TeacherSet:
         s = steered
         return build_steered_set(
-            run.model, run.tokenizer, s.questions, s.decoding, s.candidates, _keep(run),
+            run.model, run.tokenizer, s.questions, s.decoding, s.candidates, judged_good(run),
             s.generation_batch, s.seed, lambda: plan.apply(run.model),
         )  # fmt: skip
 
