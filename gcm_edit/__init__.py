@@ -34,7 +34,7 @@ _API = {
     "score_heads": "gcm_edit.scoring.methods",
     "SteeringPlan": "gcm_edit.steering.plan",
     "build_teacher_set": "gcm_edit.pairs.teacher",
-    "EditObjective": "gcm_edit.steering.distill",
+    "EditObjective": "gcm_edit.steering.learned_edit",
     "learn_edit": "gcm_edit.steering.distill",
     "bake": "gcm_edit.checkpoint.bake",
     "verify_export": "gcm_edit.checkpoint.verify",
