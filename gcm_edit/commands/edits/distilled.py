@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from gcm_edit.commands.steering_run import SteeringRun
     from gcm_edit.commands.strength import Strength
     from gcm_edit.pairs.teacher import TeacherExample
-    from gcm_edit.steering.learned_edit import LearnedEdit
+    from gcm_edit.steering.learned_edit import EditObjective, LearnedEdit
 
 MAX_CANDIDATES = 16  # best-of-n beyond this costs hours on a CPU for a few more answers
 
@@ -159,10 +159,26 @@ class DistilledConfig(EditConfig):
         layers = sorted(layer for layer, _ in heads)
         return layers[(len(layers) - 1) // 2]
 
-    def fit(self, run: SteeringRun, strength: Strength, settings: ExportSettings) -> FittedEdit:
-        from gcm_edit.commands.candidates import best_snapshot
+    def objective(self, settings: ExportSettings, heads: list[tuple[int, int]]) -> EditObjective:
         from gcm_edit.steering.distill import NEUTRAL_PER_STEP
         from gcm_edit.steering.learned_edit import EditObjective
+
+        return EditObjective(
+            rank=self.rank,
+            lr=self.lr,
+            steps=self.steps,
+            kl_target=DISTILL_KL if settings.kl_budget is None else settings.kl_budget,
+            lambda_f=self.lambda_f,
+            seed=settings.seed,
+            snapshot_every=self.eval_every,
+            neutral_prompts=NEUTRAL_PER_STEP,
+            neutral_continuations=self.kl_continuations,
+            neurons=self.neurons,
+            neuron_layer=self.neuron_layer_for(heads) if self.neurons else 0,
+        )
+
+    def fit(self, run: SteeringRun, strength: Strength, settings: ExportSettings) -> FittedEdit:
+        from gcm_edit.commands.candidates import best_snapshot
 
         rival = strength.plan(run)
         asked = teacher_stage(
@@ -179,19 +195,7 @@ class DistilledConfig(EditConfig):
                 f"{tries}: raise --teacher-candidates, add --teacher-steered, or use "
                 "--edit mean-diff"
             )
-        goal = EditObjective(
-            rank=self.rank,
-            lr=self.lr,
-            steps=self.steps,
-            kl_target=DISTILL_KL if settings.kl_budget is None else settings.kl_budget,
-            lambda_f=self.lambda_f,
-            seed=settings.seed,
-            snapshot_every=self.eval_every,
-            neutral_prompts=NEUTRAL_PER_STEP,
-            neutral_continuations=self.kl_continuations,
-            neurons=self.neurons,
-            neuron_layer=self.neuron_layer_for(rival.heads) if self.neurons else 0,
-        )
+        goal = self.objective(settings, rival.heads)
         stage = DistilledStage(
             teacher=asked.key(),
             steered=steering.key() if steering else None,
