@@ -1,7 +1,8 @@
 """Cold and warm end-to-end `gcm-edit export` on the default model; prints each stage's time.
 
 Target: the cold run (empty cache, default-model conversion included) under 10 minutes on
-a 2-core CPU. Run with `make bench` or `python bench/e2e.py [extra export options]`.
+a 2-core CPU. Run with `make bench` or `python bench/e2e.py`. The table names the engine that
+generates and its batch.
 """
 
 from __future__ import annotations
@@ -23,21 +24,24 @@ def main() -> None:
         from gcm_edit.commands.export_settings import ExportSettings
         from gcm_edit.console import quiet_libraries
         from gcm_edit.inputs.default_model import default_model_dir
+        from gcm_edit.model.generation import engine
 
         quiet_libraries()
         start = time.perf_counter()
         default_model_dir()
         convert = time.perf_counter() - start
         out = Path(tmp) / "out"
+        settings = ExportSettings(out=out, force=True)
         runs = {}
         for label in ("cold", "warm"):
             t0 = time.perf_counter()
-            export(ExportSettings(out=out, force=True))
+            export(settings)
             total = time.perf_counter() - t0
             manifest = json.loads((out / "gcm_edit.json").read_text())
             runs[label] = (manifest["timings_s"], total)
 
-    table = Table(title=f"gcm-edit export --concept verse, {os.cpu_count()} CPU cores")
+    title = f"gcm-edit export --concept verse, {os.cpu_count()} CPU cores, {engine()}"
+    table = Table(title=f"{title}, {settings.generation_batch} sequences a generation batch")
     table.add_column("stage")
     table.add_column("cold (s)", justify="right")
     table.add_column("warm (s)", justify="right")

@@ -15,15 +15,17 @@ import statistics
 import time
 
 
-def timed_parts(run, plan, questions: list[str], batch: int) -> tuple:
+def timed_parts(run, plan, questions: list[str], generation: int, batch: int) -> tuple:
     """Each part of the evaluation, timed once, uncached: (part, seconds) rows, the base and
-    steered answers, and the factual capability."""
+    steered answers, and the factual capability; `generation` sequences per generation,
+    `batch` per forward pass."""
     from gcm_edit.evaluation.answers import answer_questions, judge_answers
     from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
     from gcm_edit.evaluation.fluency import perplexities
     from gcm_edit.evaluation.relevance import relevance_pmi
-    from gcm_edit.evaluation.retention import base_continuations, measure_retention
+    from gcm_edit.evaluation.retention import measure_retention
     from gcm_edit.inputs.factual import factual_items
+    from gcm_edit.steering.constraint import base_continuations
 
     model, tok, recipe = run.model, run.tokenizer, run.recipe
     timings: list[tuple[str, float]] = []
@@ -35,7 +37,7 @@ def timed_parts(run, plan, questions: list[str], batch: int) -> tuple:
         return value
 
     def answer(plan_=None, directive=None, qs=questions, decoding=run.decoding):
-        return answer_questions(model, tok, qs, decoding, batch, plan_, "bench", directive)
+        return answer_questions(model, tok, qs, decoding, generation, plan_, "bench", directive)
 
     base = timed(f"answers, base ({len(questions)})", answer)
     steered = timed(f"answers, steered ({len(questions)})", lambda: answer(plan))
@@ -50,7 +52,7 @@ def timed_parts(run, plan, questions: list[str], batch: int) -> tuple:
         lambda: judge_answers(model, tok, recipe, run.judge, questions, steered, batch),
     )
     continuations = timed(
-        "retention: base continuations", lambda: base_continuations(model, tok, batch)
+        "retention: base continuations", lambda: base_continuations(model, tok, generation)
     )
     timed(
         "retention: KL ×3 + perplexity",
@@ -88,10 +90,11 @@ def main() -> None:
     plan = run.plan(s.positions, s.alpha, s.k_percent, s.method, s.edit.intervention)
     model, tok = run.model, run.tokenizer
     questions = run.recipe.heldout[: args.n]
-    batch = s.generation_batch
-    timings, base, steered, capability = timed_parts(run, plan, questions, batch)
+    generation, batch = s.generation_batch, s.batch_size
+    timings, base, steered, capability = timed_parts(run, plan, questions, generation, batch)
 
-    table = Table(title=f"Evaluation parts on {run.model_ref.name} (uncached, batch {batch})")
+    title = f"generation batch {generation}, forward batch {batch}"
+    table = Table(title=f"Evaluation parts on {run.model_ref.name} (uncached, {title})")
     table.add_column("part")
     table.add_column("seconds", justify="right")
     for name, seconds in timings:

@@ -218,7 +218,7 @@ class Run(StageRunner):
             judge=self.judge_id,
             reference=reference.model_ref.fingerprint(),
             relevance={k: v for k, v in RELEVANCE.items() if k != "min_pmi"},
-            generation_batch=self.settings.generation_batch,
+            batch_size=self.settings.batch_size,
         )
         measured = self.cached(
             "measured-{key}.json",
@@ -230,7 +230,7 @@ class Run(StageRunner):
                 self.judge,
                 questions,
                 texts,
-                stage.generation_batch,
+                stage.batch_size,
             ),
             decode=decode,
         )
@@ -261,7 +261,7 @@ class Run(StageRunner):
             model=self.model_ref.fingerprint(),
             plan=None if plan is None else plan.fingerprint(),
             continuations=base.continuations_stage.key(),
-            generation_batch=self.settings.generation_batch,
+            batch_size=self.settings.batch_size,
         )
         return self.cached(
             "retention-{key}.json",
@@ -273,7 +273,7 @@ class Run(StageRunner):
                 plan,
                 self.model,
                 base.continuations,
-                stage.generation_batch,
+                stage.batch_size,
             ),
             encode=Retention.model_dump,
             decode=Retention.model_validate,

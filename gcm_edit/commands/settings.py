@@ -74,11 +74,17 @@ class ModelSettings(Settings):
         _RUNTIME.batch_size,
         ge=1,
         le=MAX_BATCH,
-        description="Pairs per step for δ, scores and learned scales.",
+        description="Sequences per forward pass: pairs per step for δ, scores and learned "
+        "scales; answers per judging, KL and collateral batch.",
     )
-    # 32: faster greedy generation on CPU cores (docs/results.md#stage-times-and-the-cold-budget)
+    # 128: 1.4× the tokens/s of 32 on 2 CPU cores, same greedy answers
+    # (docs/results.md#which-engine-generates-2026-12-07)
     generation_batch: int = Field(
-        32, ge=1, le=MAX_BATCH, description="Sequences per generation and per judging forward."
+        128,
+        ge=1,
+        le=MAX_BATCH,
+        description="Sequences per greedy generation (teacher and student samples: "
+        "32 a batch, part of what --seed draws).",
     )
 
 

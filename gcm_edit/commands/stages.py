@@ -53,7 +53,7 @@ class CollateralStage(StageConfig):
     scores: str  # ScoresStage key
     intervention: str
     heads: list[tuple[int, int]]
-    generation_batch: int = unkeyed(8, FLOAT_ORDER.format("steering/test_collateral.py"))
+    batch_size: int = unkeyed(8, FLOAT_ORDER.format("steering/test_collateral.py"))
 
 
 class AnswersStage(StageConfig):
@@ -76,7 +76,7 @@ class MeasuredStage(StageConfig):
     judge: str | list[str]
     reference: str  # the fingerprint of the model measuring perplexity and relevance
     relevance: dict  # evaluation.relevance.RELEVANCE, less the limit applied later
-    generation_batch: int = unkeyed(8, FLOAT_ORDER.format("evaluation/test_relevance.py"))
+    batch_size: int = unkeyed(8, FLOAT_ORDER.format("evaluation/test_relevance.py"))
 
 
 class ContinuationsStage(StageConfig):
@@ -92,4 +92,4 @@ class RetentionStage(StageConfig):
     model: str
     plan: str | None
     continuations: str  # ContinuationsStage key of the base run
-    generation_batch: int = unkeyed(8, FLOAT_ORDER.format("evaluation/test_retention.py"))
+    batch_size: int = unkeyed(8, FLOAT_ORDER.format("evaluation/test_retention.py"))

@@ -164,15 +164,13 @@ class SteeringRun(Run):
             scores=self.scores_stage(positions, method).key(),
             intervention=intervention,
             heads=heads,
-            generation_batch=self.settings.generation_batch,
+            batch_size=self.settings.batch_size,
         )
         return self.cached(
             "collateral-{key}.safetensors",
             "collateral cost",
             stage,
-            lambda: head_collateral(
-                self.model, self.tokenizer, heads, one_head, stage.generation_batch
-            ),
+            lambda: head_collateral(self.model, self.tokenizer, heads, one_head, stage.batch_size),
             encode=lambda cost: {"collateral": cost},
             decode=lambda tensors: checked_tensors(tensors, shape)["collateral"],
             label="collateral cost",

@@ -18,6 +18,10 @@ from gcm_edit.inputs.recipe import Recipe
 from gcm_edit.model.generation import Decoding, decode, generate
 
 SAMPLE_TEMPERATURE = 0.8  # candidates after the greedy one
+# Judged answer sets (teacher, steered, the student's own) are generated this many rows a
+# batch whatever --generation-batch: a sample's draws depend on its batch, so a seed means
+# the same answers on every machine and setting.
+SAMPLE_BATCH = 32
 SEED_STRIDE = 1000  # sample i of seed s draws from stream s·SEED_STRIDE + i (mod 2⁶⁴)
 
 

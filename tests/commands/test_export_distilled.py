@@ -152,6 +152,20 @@ def test_steered_and_own_answers_join_the_teacher_set(env, tmp_path, recipe):
     assert "✓ steered answers" in result.output
 
 
+def test_teacher_samples_do_not_depend_on_the_generation_batch(env, tmp_path, recipe):
+    """--generation-batch sets greedy answers' batches only: the judged teacher samples (and
+    with them the learned edit) are drawn SAMPLE_BATCH rows a batch, so a second export at
+    another batch reuses both, while answers it keys on the batch are generated again."""
+    first = _export(env["model"], tmp_path / "a", "--concept", str(recipe), *DISTILLED)
+    assert first.exit_code == 0, (first.output, first.exception)
+    args = ["--concept", str(recipe), *DISTILLED, "--generation-batch", "1"]
+    second = _export(env["model"], tmp_path / "b", *args)
+    assert second.exit_code == 0, (second.output, second.exception)
+    for stage in ("teacher answers", "distilled edit"):
+        assert f"✓ {stage} (cached)" in second.output
+    assert "✓ held-out answers (base) (cached)" not in second.output
+
+
 @pytest.mark.parametrize(
     ("extra", "said"),
     [

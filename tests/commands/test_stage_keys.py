@@ -54,7 +54,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         strategy="auto",
         activation_checkpointing=True,
     ),  # fmt: skip
-    "CollateralStage": dict(scores="s", intervention="add", heads=HEADS, generation_batch=8),
+    "CollateralStage": dict(scores="s", intervention="add", heads=HEADS, batch_size=8),
     "AnswersStage": dict(
         questions=["a?", "b?"],
         decoding=DECODING,
@@ -69,10 +69,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         judge=["http://judge", "m"],
         reference="r",
         relevance={"others": 4},
-        generation_batch=8,
+        batch_size=8,
     ),  # fmt: skip
     "ContinuationsStage": dict(generation_batch=8),
-    "RetentionStage": dict(base="b", model="m", plan=None, continuations="c", generation_batch=8),
+    "RetentionStage": dict(base="b", model="m", plan=None, continuations="c", batch_size=8),
     "TeacherStage": dict(
         model="m",
         questions=["a?"],

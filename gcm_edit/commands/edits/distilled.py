@@ -53,7 +53,7 @@ class DistilledStage(StageConfig):
     on_policy_steps: int
     self_steps: int  # self-training (--edit-self-steps), judged like the teacher
     decoding: Any  # the student's own answers (on-policy steps, self-training)
-    generation_batch: int
+    generation_batch: int  # pairs.teacher.SAMPLE_BATCH, as the teacher's
 
 
 class DistilledConfig(EditConfig):
@@ -181,9 +181,7 @@ class DistilledConfig(EditConfig):
         from gcm_edit.commands.candidates import best_snapshot
 
         rival = strength.plan(run)
-        asked = teacher_stage(
-            run, self.questions, self.teacher_candidates, settings.generation_batch, settings.seed
-        )
+        asked = teacher_stage(run, self.questions, self.teacher_candidates, settings.seed)
         teacher = teacher_set(run, asked)
         steering = steered_stage(asked, rival) if self.teacher_steered else None
         steered = steered_set(run, steering, rival) if steering else None
@@ -206,7 +204,7 @@ class DistilledConfig(EditConfig):
             on_policy_steps=self.on_policy_steps,
             self_steps=self.self_steps,
             decoding=run.decoding,
-            generation_batch=settings.generation_batch,
+            generation_batch=asked.generation_batch,
         )
         result = self._learned(run, stage, rival, examples, asked)
         snapshots = [(x["step"], result.plan(run.geometry, x["step"])) for x in result.snapshots]

@@ -23,7 +23,7 @@ class TeacherStage(StageConfig):
     chat_template: str | None
     decoding: Any  # model.generation.Decoding
     candidates: int
-    generation_batch: int  # sampled answers draw from the generator batch by batch
+    generation_batch: int  # pairs.teacher.SAMPLE_BATCH: samples draw batch by batch
     seed: int  # the samples' streams (--seed)
     judge: str | list[str]
     fluency: dict
@@ -37,10 +37,9 @@ class SteeredAnswersStage(TeacherStage):
     plan: str  # the start plan's fingerprint
 
 
-def teacher_stage(
-    run: SteeringRun, questions: int, candidates: int, generation_batch: int, seed: int
-) -> TeacherStage:
+def teacher_stage(run: SteeringRun, questions: int, candidates: int, seed: int) -> TeacherStage:
     from gcm_edit.evaluation.relevance import RELEVANCE
+    from gcm_edit.pairs.teacher import SAMPLE_BATCH
 
     recipe = run.recipe
     return TeacherStage(
@@ -51,7 +50,7 @@ def teacher_stage(
         chat_template=run.tokenizer.chat_template,
         decoding=run.decoding,
         candidates=candidates,
-        generation_batch=generation_batch,
+        generation_batch=SAMPLE_BATCH,
         seed=seed,
         judge=run.judge_id,
         fluency=recipe.fluency.model_dump(),
