@@ -9,7 +9,7 @@ ARGS ?=
 
 .PHONY: setup export test unit lint bench bench-methods bench-overhead bench-eval bench-pareto \
 	bench-gguf bench-distill bench-fluency bench-hostile bench-scale \
-	bench-live-tensors bench-generators bench-sparsity
+	bench-live-tensors bench-generators bench-sparsity bench-concepts
 
 setup: $(VENV)/.installed
 
@@ -68,6 +68,9 @@ bench-sparsity: setup
 
 bench-generators: setup
 	$(BIN)/python bench/generators.py $(ARGS)
+
+bench-concepts: setup
+	$(BIN)/python bench/concepts.py $(ARGS)
 
 bench-live-tensors: setup
 	$(BIN)/python bench/live_tensors.py $(ARGS)

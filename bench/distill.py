@@ -31,7 +31,7 @@ import yaml
 from fluency import judged_as_before
 
 from gcm_edit.evaluation.rates import Rate
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.tables import Column, ResultTable, print_tables
 
 DISTILLED = ["--edit", "distilled"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from gcm_edit.evaluation.fluency import LEGACY_LIMITS, fluency_figures, passes
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.tables import Column, ResultTable, print_tables
 
 LABELS = Path(__file__).resolve().parents[1] / "tests" / "evaluation" / "fluency_labels.jsonl"

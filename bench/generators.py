@@ -25,7 +25,7 @@ import torch
 from gcm_edit.checkpoint.gguf import convert_to_gguf
 from gcm_edit.evaluation.answers import question_prompts
 from gcm_edit.inputs.default_model import default_model_dir
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.model.generation import Decoding, generate
 from gcm_edit.model.llamacpp import LlamaCpp
 from gcm_edit.tables import Column, ResultTable, print_tables

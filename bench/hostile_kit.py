@@ -64,7 +64,7 @@ def launch() -> None:
 @cache
 def verse() -> dict:
     """The built-in verse recipe with its data files read in (a recipe anywhere can hold it)."""
-    from gcm_edit.inputs.recipe import load_recipe
+    from gcm_edit.inputs.recipe_files import load_recipe
 
     return json.loads(load_recipe("verse").model_dump_json(exclude_defaults=True))
 

@@ -26,7 +26,7 @@ from gcm_edit.version import __version__
 
 _API = {
     "load_pretrained": "gcm_edit.inputs.loading",
-    "load_recipe": "gcm_edit.inputs.recipe",
+    "load_recipe": "gcm_edit.inputs.recipe_files",
     "register_judge": "gcm_edit.judges",
     "bare_prompts": "gcm_edit.inputs.prompts",
     "build_pairs": "gcm_edit.pairs.contrastive",

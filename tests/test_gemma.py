@@ -19,7 +19,7 @@ from real_models import eval_plain_export
 from typer.testing import CliRunner
 
 from gcm_edit.cli.app import app
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.steering.plan import n_selected
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ from gcm_edit.checkpoint.manifest import Manifest, composition_table
 from gcm_edit.evaluation.answers import PROMPTED
 from gcm_edit.evaluation.plan_results import frontier_table, ranked
 from gcm_edit.evaluation.relevance import RELEVANCE
+from gcm_edit.inputs.recipe_files import RECIPE_FILE
 from gcm_edit.scoring.methods import METHODS
 from gcm_edit.steering.collateral import RANKINGS
 
@@ -170,10 +171,15 @@ order, neutral draws, the maps' start; measured {spread.measured} with `{spread.
 """
 
 
+def _judge(manifest: Manifest) -> str:
+    trust = manifest.recipe.judge_trust
+    return "" if trust is None else f"\nThe concept is judged by {trust.sentence()}."
+
+
 def _success(manifest: Manifest) -> str:
     """What counts as a success, with the recipe's limits."""
-    fluency, relevant = manifest.recipe.fluency, _relevance(manifest)
-    return f"""{_prompting(manifest)}Success = concept judged present ∧ fluent{relevant}.
+    fluency, relevant, judge = manifest.recipe.fluency, _relevance(manifest), _judge(manifest)
+    return f"""{_prompting(manifest)}Success = concept judged present ∧ fluent{relevant}.{judge}
 Fluent: ≥{fluency["min_words"]} words, repeated word-{fluency["ngram"]}-gram rate ≤
 {fluency["max_repeated_rate"]}, no word more than {fluency["max_word_run"]} times in a row,
 no content word above {fluency["max_word_share"]:.0%} of the answer,
@@ -239,7 +245,8 @@ training questions (the model followed the contrast directive in
   (fp32), greedy text identical: {manifest.verification.greedy_identical}
 
 `gcm_edit.json` has the same facts machine-readably; `scores.csv` and `scores.png` hold every
-head's mediation score; `gcm_edit_plan.*` hold the δ vectors to rebuild the hooked model.
+head's mediation score; `gcm_edit_plan.*` hold the δ vectors to rebuild the hooked model;
+`{RECIPE_FILE}` is the recipe, to run again with `--concept {RECIPE_FILE}`.
 
 ## Samples
 

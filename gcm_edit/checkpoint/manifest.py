@@ -27,6 +27,7 @@ from gcm_edit.evaluation.rates import Rate
 from gcm_edit.evaluation.retention import Retention
 from gcm_edit.evaluation.spread import SeedSpread
 from gcm_edit.inputs.default_model import DEFAULT_MODEL, FOLDER_NAME
+from gcm_edit.judges.learned import JudgeTrust
 from gcm_edit.tables import Column, ResultTable
 
 MANIFEST_FILE = "gcm_edit.json"
@@ -58,6 +59,7 @@ class RecipeInfo(Section):
     prompt_format: str  # chat: the model's template; base: the recipe's base_prompt
     explicit_pairs: bool
     judge: str
+    judge_trust: JudgeTrust | None = None  # a learned judge's, measured on training questions
     fluency: dict
     require_relevance: bool  # success needs relevance (false: reported only)
     heldout_size: int

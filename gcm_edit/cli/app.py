@@ -148,7 +148,8 @@ for _name, (_cls, _job, _doc) in COMMANDS.items():
 
 
 recipes_app = typer.Typer(
-    help="List the built-in concept recipes, or show one.", no_args_is_help=False
+    help="List the built-in concept recipes, show one, or write one from a sentence.",
+    no_args_is_help=False,
 )
 app.add_typer(recipes_app, name="recipes")
 
@@ -158,7 +159,7 @@ def recipes_list(ctx: typer.Context) -> None:
     """One line per built-in recipe: name, judge, training prompts, description."""
     if ctx.invoked_subcommand is not None:
         return
-    from gcm_edit.inputs.recipe import builtin_names, load_recipe
+    from gcm_edit.inputs.recipe_files import builtin_names, load_recipe
 
     def show() -> None:
         for name in builtin_names():
@@ -177,13 +178,27 @@ def recipes_show(
     name: Annotated[str, typer.Argument(help="A built-in recipe name or a recipe .yaml path.")],
 ) -> None:
     """Print a recipe's YAML (validated first), e.g. to copy it as a starting point."""
-    from gcm_edit.inputs.recipe import load_recipe, recipe_path
+    from gcm_edit.inputs.recipe_files import load_recipe, recipe_path
 
     def show() -> None:
         load_recipe(name)
         typer.echo(recipe_path(name).read_text(), nl=False)
 
     run_job(show)
+
+
+@recipes_app.command("new")
+def recipes_new(
+    sentence: Annotated[
+        str, typer.Argument(help='The concept in one sentence, e.g. "Answer like a pirate."')
+    ],
+) -> None:
+    """Print the recipe a sentence concept runs with (everyday questions, a learned judge),
+    to edit and pass back with --concept FILE.yaml."""
+    from gcm_edit.inputs.recipe_files import recipe_yaml
+    from gcm_edit.inputs.sentence import sentence_recipe
+
+    run_job(lambda: typer.echo(recipe_yaml(sentence_recipe(sentence)), nl=False))
 
 
 if __name__ == "__main__":  # `python -m gcm_edit.cli.app`, as the tests run it

@@ -15,7 +15,7 @@ from gcm_edit.commands.export_write import write_export
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import choose_strength
 from gcm_edit.console import console
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.model.architectures import window_limit
 from gcm_edit.model.llamacpp import require_xllamacpp
 from gcm_edit.output import check_output, staged_folder

@@ -26,6 +26,7 @@ from gcm_edit.commands.export_write import Written
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.commands.strength import Strength
 from gcm_edit.evaluation.spread import measured_spread, spread_key
+from gcm_edit.judges.learned import LearnedJudge
 from gcm_edit.model.generation import engine
 from gcm_edit.output import invocation, weights_bytes
 from gcm_edit.steering.vectors import HEAD_NORM
@@ -45,6 +46,7 @@ def recipe_info(run: SteeringRun, heldout_size: int) -> RecipeInfo:
         prompt_format=run.prompt_format,
         explicit_pairs=recipe.pairs is not None,
         judge=recipe.judge,
+        judge_trust=run.judge.fit.trust if isinstance(run.judge, LearnedJudge) else None,
         fluency=recipe.fluency.model_dump(),
         require_relevance=recipe.require_relevance,
         heldout_size=heldout_size,

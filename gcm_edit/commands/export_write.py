@@ -23,6 +23,7 @@ from gcm_edit.commands.run import Run
 from gcm_edit.commands.steering_run import SteeringRun
 from gcm_edit.evaluation.answers import Evaluation
 from gcm_edit.inputs.prompts import bare_prompts
+from gcm_edit.inputs.recipe_files import RECIPE_FILE, recipe_yaml
 from gcm_edit.keys import StageConfig
 from gcm_edit.scoring.methods import METHODS
 from gcm_edit.scoring.table import plot_heatmap, write_scores_csv
@@ -63,7 +64,7 @@ def generation_config(run: Run):
 def write_checkpoint(
     run: SteeringRun, plan: SteeringPlan, scores, folder: Path, s: ExportSettings
 ) -> None:
-    """Weights (or adapter), tokenizer, decoding, plan and scores into `folder`."""
+    """Weights (or adapter), tokenizer, decoding, plan, scores and the recipe into `folder`."""
     if s.format == "adapter":
         build_adapter(run.model, plan).save_pretrained(folder)
         generation_config(run).save_pretrained(folder)
@@ -74,6 +75,7 @@ def write_checkpoint(
         del baked
     run.tokenizer.save_pretrained(folder)
     plan.save(folder)
+    (folder / RECIPE_FILE).write_text(recipe_yaml(run.recipe), encoding="utf-8")
     write_scores_csv(scores, folder / "scores.csv")
     plot_heatmap(
         scores,

@@ -18,6 +18,7 @@ from gcm_edit.cache import (
     sha256_file,
     stable_hash,
 )
+from gcm_edit.commands.learned_judge import judge_fit, learned_judge_stage
 from gcm_edit.commands.settings import ConceptSettings
 from gcm_edit.commands.stage_runner import StageRunner
 from gcm_edit.commands.stages import (
@@ -48,8 +49,10 @@ from gcm_edit.inputs.loading import (
     resolve_model,
 )
 from gcm_edit.inputs.prompts import choose_prompt_format
-from gcm_edit.inputs.recipe import Directive, load_recipe
+from gcm_edit.inputs.recipe import LEARNED, Directive
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.judges import Judge, make_judge
+from gcm_edit.judges.learned import JudgeFit, LearnedJudge
 from gcm_edit.model.generation import Decoding
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.constraint import base_continuations
@@ -134,14 +137,45 @@ class Run(StageRunner):
 
     @cached_property
     def judge(self) -> Judge:
-        """The recipe's offline judge, or the LLM judge when --judge-url is given."""
+        """The recipe's offline judge (a learned one fitted on this model's answers), or the
+        LLM judge when --judge-url is given."""
         s = self.settings
+        if self.recipe.judge == LEARNED and not s.judge_url:
+            return LearnedJudge(lambda: self.model, self.tokenizer, self.judge_fit)
         return make_judge(self.recipe.judge, s.judge_url, self.recipe.llm_question(), s.judge_model)
 
     @property
     def judge_id(self) -> str | list[str]:
         s = self.settings
-        return self.recipe.judge if not s.judge_url else [s.judge_url, s.judge_model]
+        if s.judge_url:
+            return [s.judge_url, s.judge_model]
+        if self.recipe.judge == LEARNED:
+            return f"{LEARNED}-{learned_judge_stage(self).key()}"
+        return self.recipe.judge
+
+    @cached_property
+    def judge_fit(self) -> JudgeFit:
+        """The learned judge's fit: stops the run when the model barely follows the
+        directive (commands/learned_judge.py)."""
+        return judge_fit(self)
+
+    def answers_stage(
+        self,
+        questions: list[str],
+        plan: SteeringPlan | None,
+        directive: Directive | None = None,
+        decoding: Decoding | None = None,
+        gguf: Path | None = None,
+    ) -> AnswersStage:
+        """What `answers` computes from (its cache key)."""
+        return AnswersStage(
+            questions=questions,
+            decoding=decoding or self.decoding,
+            plan=None if plan is None else plan.fingerprint(),
+            directive=directive,
+            gguf=None if gguf is None else sha256_file(gguf),
+            generation_batch=self.settings.generation_batch,
+        )
 
     def answers(
         self,
@@ -158,14 +192,7 @@ class Run(StageRunner):
         decoding = decoding or self.decoding
         if gguf is not None and plan is not None:
             raise ValueError("a GGUF carries its own steering: no plan on top")
-        stage = AnswersStage(
-            questions=questions,
-            decoding=decoding,
-            plan=None if plan is None else plan.fingerprint(),
-            directive=directive,
-            gguf=None if gguf is None else sha256_file(gguf),
-            generation_batch=self.settings.generation_batch,
-        )
+        stage = self.answers_stage(questions, plan, directive, decoding, gguf)
 
         def decode(texts: Any) -> list[str]:
             if not (isinstance(texts, list) and len(texts) == len(questions)):
@@ -215,7 +242,7 @@ class Run(StageRunner):
         stage = MeasuredStage(
             questions=questions,
             texts=texts,
-            judge=self.judge_id,
+            judge=reference.judge_id,
             reference=reference.model_ref.fingerprint(),
             relevance={k: v for k, v in RELEVANCE.items() if k != "min_pmi"},
             batch_size=self.settings.batch_size,
@@ -227,14 +254,14 @@ class Run(StageRunner):
             lambda: measure_answers(
                 reference.model,
                 reference.tokenizer,
-                self.judge,
+                reference.judge,
                 questions,
                 texts,
                 stage.batch_size,
             ),
             decode=decode,
         )
-        return evaluate_answers(self.recipe, self.judge.label, questions, texts, measured)
+        return evaluate_answers(self.recipe, reference.judge.label, questions, texts, measured)
 
     @cached_property
     def continuations_stage(self) -> ContinuationsStage:

@@ -10,20 +10,16 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     model_validator,
 )
 
-from gcm_edit.errors import GcmEditError
-from gcm_edit.inputs.datafiles import MAX_FILE_BYTES, MAX_TEXT_CHARS, read_columns
-from gcm_edit.inputs.recipe_checks import YAML_LOADER, check_overlap, yaml_line
+from gcm_edit.inputs.datafiles import MAX_TEXT_CHARS
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "recipes"
 # An answer of 32k tokens outruns every context window this tool supports: a typo, not a wish.
@@ -35,7 +31,29 @@ MAX_CUE_CHARS = 2_000
 QUESTION_FIELDS = ("train", "validation", "heldout", "heldout_forms", "distill")
 # The offline judges a recipe may name: the built-in ones (gcm_edit/judges/), then those
 # added by `gcm_edit.judges.register_judge` (which appends here: inputs cannot import judges).
-JUDGE_NAMES: list[str] = ["verse", "refusal", "critique"]
+# "learned": a probe fitted on the model's own answers with and without the directive
+# (judges/learned.py), for a concept no rule decides.
+LEARNED = "learned"
+JUDGE_NAMES: list[str] = [
+    "verse",
+    "refusal",
+    "critique",
+    LEARNED,
+    # the concept suite's rule judges (gcm_edit/judges/rules*.py)
+    "praise",
+    "french",
+    "spanish",
+    "capitals",
+    "pirate",
+    "early_modern",
+    "emoji",
+    "numbered_list",
+    "one_sentence",
+    "question_end",
+    "ocean",
+    "exclamation",
+    "third_person",
+]
 
 
 class Directive(BaseModel):
@@ -209,6 +227,11 @@ class Recipe(BaseModel):
             raise ValueError("train: missing (a directive needs train questions)")
         if self.pairs is not None and self.train is not None:
             raise ValueError("train: only used with a directive (pairs are the training prompts)")
+        if self.judge == LEARNED and self.directive is None:
+            raise ValueError(
+                f"judge: {LEARNED!r} learns from answers with and without the directive; "
+                "give a directive and train questions"
+            )
         base = self.base_prompt
         if self.directive is not None and base is not None:
             for side in ("original", "contrast"):
@@ -247,98 +270,3 @@ class Recipe(BaseModel):
 
     def sha256(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
-
-
-def builtin_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
-
-
-def recipe_path(concept: str) -> Path:
-    """`concept` is a built-in name (`verse`) or a path to a YAML recipe."""
-    path = Path(concept)
-    if path.suffix not in (".yaml", ".yml"):
-        path = BUILTIN_DIR / f"{concept}.yaml"
-        if not path.is_file():
-            known = ", ".join(builtin_names())
-            raise GcmEditError(
-                f"unknown concept {concept!r}; known concepts: {known} (or a recipe .yaml path)"
-            )
-    elif not path.is_file():
-        raise GcmEditError(f"recipe file not found: {path}")
-    return path
-
-
-def _read_columns(recipe_file: Path, field: str, source, columns: list[str]) -> list[list[str]]:
-    path = (recipe_file.parent / source.file).resolve()
-    return read_columns(path, columns, f"recipe {recipe_file}: field '{field}'")
-
-
-def _materialise(recipe: Recipe, recipe_file: Path) -> Recipe:
-    """Replace file references by the lists they hold, and record which files were read."""
-    updates: dict = {}
-    sources = [getattr(recipe, f) for f in (*QUESTION_FIELDS, "pairs")]
-    files = [recipe_file.resolve()] + [
-        (recipe_file.parent / source.file).resolve()
-        for source in sources
-        if isinstance(source, TextColumn | PairColumns)
-    ]
-    for field in QUESTION_FIELDS:
-        source = getattr(recipe, field)
-        if isinstance(source, TextColumn):
-            (updates[field],) = _read_columns(recipe_file, field, source, [source.column])
-    if isinstance(recipe.pairs, PairColumns):
-        src = recipe.pairs
-        originals, contrasts = _read_columns(
-            recipe_file, "pairs", src, [src.original, src.contrast]
-        )
-        updates["pairs"] = [
-            PromptPair(original=o, contrast=c) for o, c in zip(originals, contrasts, strict=True)
-        ]
-    recipe = recipe.model_copy(update=updates)
-    recipe._files = files
-    return recipe
-
-
-def load_recipe(concept: str) -> Recipe:
-    """Load and validate a recipe (built-in name or YAML path) before any model is loaded."""
-    path = recipe_path(concept)
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise GcmEditError(f"malformed recipe {path}: more than {MAX_FILE_BYTES >> 20} MB")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise GcmEditError(
-            f"malformed recipe {path}: not UTF-8 text (byte {exc.start}); a recipe is YAML"
-        ) from None
-    except OSError as exc:
-        raise GcmEditError(f"cannot read recipe {path} ({exc.strerror})") from None
-    try:
-        data = yaml.load(text, Loader=YAML_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise GcmEditError(f"malformed recipe {path}{where}: not valid YAML") from exc
-    if not isinstance(data, dict):
-        raise GcmEditError(f"malformed recipe {path}: expected a mapping of fields at top level")
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as exc:
-        # the most specific error: for a union (list or file) that is the branch that was meant
-        err = max(exc.errors(), key=lambda e: len(e["loc"]))
-        loc = tuple(
-            p
-            for p in err["loc"]
-            if not (isinstance(p, str) and p.startswith(("list[", "function-")))
-            and p not in ("TextColumn", "PairColumns")
-        )
-        message = err["msg"].removeprefix("Value error, ")
-        if not loc and ": " in message:  # a cross-field check names its field first
-            name, message = message.split(": ", 1)
-            loc = (name,)
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        line = yaml_line(text, loc) if loc else None
-        where = f" line {line}" if line else ""
-        raise GcmEditError(f"malformed recipe {path}{where}: field '{field}': {message}") from exc
-    recipe = _materialise(recipe, path)
-    check_overlap(recipe, path, text)
-    return recipe

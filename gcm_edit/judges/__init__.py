@@ -13,6 +13,22 @@ from typing import Protocol
 from gcm_edit.judges.critique import CritiqueJudge
 from gcm_edit.judges.llm import LLMJudge
 from gcm_edit.judges.refusal import RefusalJudge
+from gcm_edit.judges.rules import (
+    EarlyModernJudge,
+    OceanJudge,
+    PirateJudge,
+    PraiseJudge,
+    ThirdPersonJudge,
+)
+from gcm_edit.judges.rules_form import (
+    CapitalsJudge,
+    EmojiJudge,
+    ExclamationJudge,
+    NumberedListJudge,
+    OneSentenceJudge,
+    QuestionEndJudge,
+)
+from gcm_edit.judges.rules_language import FrenchJudge, SpanishJudge
 from gcm_edit.judges.verse import VerseJudge
 
 
@@ -29,6 +45,20 @@ JUDGES: dict[str, Callable[[], Judge]] = {
     "verse": VerseJudge,
     "refusal": RefusalJudge,
     "critique": CritiqueJudge,
+    # the concept suite's rule judges (recipes/suite/concepts.yaml)
+    "praise": PraiseJudge,
+    "french": FrenchJudge,
+    "spanish": SpanishJudge,
+    "capitals": CapitalsJudge,
+    "pirate": PirateJudge,
+    "early_modern": EarlyModernJudge,
+    "emoji": EmojiJudge,
+    "numbered_list": NumberedListJudge,
+    "one_sentence": OneSentenceJudge,
+    "question_end": QuestionEndJudge,
+    "ocean": OceanJudge,
+    "exclamation": ExclamationJudge,
+    "third_person": ThirdPersonJudge,
 }
 BUILTIN_JUDGES = frozenset(JUDGES)
 
@@ -38,11 +68,11 @@ def register_judge(name: str, factory: Callable[[], Judge]) -> None:
 
     Registering a name again replaces its factory; the built-in names cannot be replaced.
     """
-    from gcm_edit.inputs.recipe import JUDGE_NAMES
+    from gcm_edit.inputs.recipe import JUDGE_NAMES, LEARNED
 
     if not isinstance(name, str) or name.split() != [name]:
         raise ValueError(f"a judge's name is one word, not {name!r}")
-    if name in BUILTIN_JUDGES:
+    if name in BUILTIN_JUDGES or name == LEARNED:
         raise ValueError(f"judge {name!r} is built in: register the judge under another name")
     if not callable(factory):
         raise TypeError(f"judge {name!r}: the factory must be callable, not {factory!r}")
@@ -52,7 +82,10 @@ def register_judge(name: str, factory: Callable[[], Judge]) -> None:
 
 
 def make_judge(name: str, url: str | None = None, question: str = "", model: str = "judge"):
-    """The recipe's offline judge, or the LLM judge at `url` asking `question`."""
+    """The recipe's offline judge, or the LLM judge at `url` asking `question`. A learned
+    judge is fitted by a run (commands/learned_judge.py), not made here."""
     if url:
         return LLMJudge(url, question, model)
+    if name not in JUDGES:
+        raise ValueError(f"judge {name!r} is not a rule judge: a run fits it")
     return JUDGES[name]()

@@ -15,12 +15,9 @@ import torch
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.batches import TokenBatch
 from gcm_edit.model.heads import HeadGeometry, edit_head_inputs
+from gcm_edit.model.logistic import FOLDS, out_of_fold
 from gcm_edit.pairs.contrastive import Pair
 from gcm_edit.scoring.engine import Scorer
-
-FOLDS = 5
-L2 = 0.1  # ridge on standardised features: keeps few-sample probes finite when separable
-NEWTON_STEPS = 25
 
 
 @dataclass
@@ -32,25 +29,6 @@ class ProbeBatch:
         return ProbeBatch(self.tokens.to(device), self.pairs.to(device))
 
 
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = L2) -> torch.Tensor:
-    """Ridge logistic regression for many probes at once by Newton's method.
-
-    x: [probes, n, d] (a bias column is appended), y: [n] in {0, 1}; returns w: [probes, d+1].
-    The objective is strictly convex, so a fixed number of Newton steps converges.
-    """
-    x = torch.cat([x, torch.ones(*x.shape[:2], 1, dtype=x.dtype)], dim=-1)
-    d = x.shape[-1]
-    ridge = l2 * torch.eye(d, dtype=x.dtype)
-    ridge[-1, -1] = 0.0  # the bias is not penalised
-    w = torch.zeros(x.shape[0], d, dtype=x.dtype)
-    for _ in range(NEWTON_STEPS):
-        p = torch.sigmoid(torch.einsum("knd,kd->kn", x, w))
-        grad = torch.einsum("knd,kn->kd", x, p - y) + w @ ridge
-        hess = torch.einsum("knd,kn,kne->kde", x, p * (1 - p), x) + ridge
-        w = w - torch.linalg.solve(hess, grad)
-    return w
-
-
 def cross_validated_accuracy(
     features: torch.Tensor, folds: int = FOLDS, seed: int = 0
 ) -> torch.Tensor:
@@ -59,34 +37,12 @@ def cross_validated_accuracy(
     Score = held-out accuracy + (mean held-out probability of the true class) / (n + 1):
     the second term is below one sample's worth of accuracy, so it only breaks ties.
     """
-    n_pairs = features.shape[0]
-    if n_pairs < 2:
+    if features.shape[0] < 2:
         raise GcmEditError("--method probe needs at least 2 pairs for held-out accuracy")
-    folds = min(folds, n_pairs)
-    order = torch.randperm(n_pairs, generator=torch.Generator().manual_seed(seed))
-    correct = torch.zeros(features.shape[2], dtype=torch.float64)
-    prob_true = torch.zeros_like(correct)
-    y_side = torch.tensor([0.0, 1.0], dtype=torch.float64)
-    for fold in range(folds):
-        held = order[fold::folds]
-        kept = order[torch.isin(order, held, invert=True)]
-        train = features[kept].double()  # [n, 2, probes, d]
-        mean = train.mean((0, 1))
-        std = train.std((0, 1)).clamp(min=1e-6)
-
-        def design(rows: torch.Tensor, mean=mean, std=std) -> torch.Tensor:
-            return ((rows.double() - mean) / std).flatten(0, 1).transpose(0, 1)  # [probes, n, d]
-
-        y_train = y_side.repeat(len(kept))
-        w = fit_logistic(design(train), y_train)
-        x_held = design(features[held])
-        x_held = torch.cat([x_held, torch.ones(*x_held.shape[:2], 1, dtype=x_held.dtype)], -1)
-        p = torch.sigmoid(torch.einsum("knd,kd->kn", x_held, w))
-        y_held = y_side.repeat(len(held))
-        correct += ((p > 0.5).double() == y_held).sum(-1)
-        prob_true += torch.where(y_held.bool(), p, 1 - p).sum(-1)
-    n = 2 * n_pairs
-    return correct / n + (prob_true / n) / (n + 1)
+    p = out_of_fold(features, folds, seed)  # [pairs, 2, probes]
+    p_true = torch.stack([1 - p[:, 0], p[:, 1]], dim=1)
+    n = 2 * features.shape[0]
+    return (p_true > 0.5).double().sum((0, 1)) / n + (p_true.sum((0, 1)) / n) / (n + 1)
 
 
 class ProbeScorer(Scorer):

@@ -11,7 +11,7 @@ from gcm_edit.cli.app import app
 from gcm_edit.errors import GcmEditError
 
 # monkeypatch target: what `gcm-edit recipes show` calls (imported when the command runs)
-LOAD_RECIPE = "gcm_edit.inputs.recipe.load_recipe"
+LOAD_RECIPE = "gcm_edit.inputs.recipe_files.load_recipe"
 HINT = "(run with --debug or GCM_EDIT_DEBUG=1 for the traceback)"
 
 

@@ -12,7 +12,7 @@ from export_helpers import K_PERCENT, N_TRAIN, _export, _leftovers
 from gcm_edit.cache import sha256_file
 from gcm_edit.commands.settings import DEFAULT_ALPHA
 from gcm_edit.errors import GcmEditError
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.memory import StagePeaks
 from gcm_edit.model.heads import add_to_heads
 from gcm_edit.steering.plan import SteeringPlan, n_selected
@@ -50,6 +50,7 @@ def test_export_folder_files(exported):
         "README.md",
         "scores.csv",
         "scores.png",
+        "gcm_edit_recipe.yaml",
     ]:
         assert name in names, name
     assert _leftovers(out) == []

@@ -12,7 +12,7 @@ from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from gcm_edit.cli.app import app
-from gcm_edit.inputs.recipe import load_recipe, recipe_path
+from gcm_edit.inputs.recipe_files import load_recipe, recipe_path
 from gcm_edit.steering.plan import n_selected
 
 

@@ -11,7 +11,7 @@ from export_helpers import _export, _leftovers
 from typer.testing import CliRunner
 
 from gcm_edit.cli.app import app
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.steering.plan import SteeringPlan
 
 # A random tiny model writes no real text: every answer passes these limits, so the judge

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from gcm_edit.evaluation.fluency import LEGACY_LIMITS, fluency_figures, passes
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 
 LABELS = Path(__file__).with_name("fluency_labels.jsonl")
 MIN_PRECISION = 0.9

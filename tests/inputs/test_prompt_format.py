@@ -15,7 +15,8 @@ from gcm_edit.inputs.prompts import (
     prefill_ids,
     training_prompts,
 )
-from gcm_edit.inputs.recipe import BasePrompt, Directive, Prefill, Recipe, load_recipe
+from gcm_edit.inputs.recipe import BasePrompt, Directive, Prefill, Recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 
 BASE = BasePrompt(
     template="Question: {question}\n{cue}\n",

@@ -10,7 +10,8 @@ import yaml
 
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.prompts import training_prompts
-from gcm_edit.inputs.recipe import BUILTIN_DIR, MAX_CUE_CHARS, Recipe, builtin_names, load_recipe
+from gcm_edit.inputs.recipe import BUILTIN_DIR, MAX_CUE_CHARS, Recipe
+from gcm_edit.inputs.recipe_files import builtin_names, load_recipe
 
 
 def _valid() -> dict:

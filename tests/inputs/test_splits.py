@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import gcm_edit.inputs
-from gcm_edit.inputs.recipe import Recipe, builtin_names, load_recipe
+from gcm_edit.inputs.recipe import Recipe
+from gcm_edit.inputs.recipe_files import builtin_names, load_recipe
 
 FACTUAL = Path(gcm_edit.inputs.__file__).parent / "factual.jsonl"
 

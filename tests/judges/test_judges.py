@@ -201,7 +201,7 @@ def test_success_needs_concept_and_fluency(tiny_model_dir):
     """Success = concept ∧ fluent ∧ relevant: verse that loops, or fluent prose, both fail."""
     from gcm_edit.evaluation.answers import judge_answers
     from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
-    from gcm_edit.inputs.recipe import load_recipe
+    from gcm_edit.inputs.recipe_files import load_recipe
 
     ref = resolve_model(str(tiny_model_dir))
     recipe = load_recipe("verse").model_copy(
@@ -232,7 +232,7 @@ def test_success_without_required_relevance(tiny_model_dir):
     concept succeeds whatever its relevance, which is still measured and reported."""
     from gcm_edit.evaluation.answers import judge_answers
     from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
-    from gcm_edit.inputs.recipe import load_recipe
+    from gcm_edit.inputs.recipe_files import load_recipe
 
     ref = resolve_model(str(tiny_model_dir))
     verse = load_recipe("verse")

@@ -7,7 +7,8 @@ import torch
 
 from gcm_edit.cache import read_json, write_json
 from gcm_edit.inputs.prompts import chat_messages, encode_prompt
-from gcm_edit.inputs.recipe import Directive, Prefill, load_recipe
+from gcm_edit.inputs.recipe import Directive, Prefill
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.model.generation import Decoding, cut_at_stop, decode, generate
 from gcm_edit.pairs.contrastive import PairSet, build_pairs
 

@@ -8,7 +8,7 @@ import io
 from rich.console import Console
 
 from gcm_edit.inputs.prompts import CHUNK, chat_messages, encode_prompt, encode_prompts
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.model.generation import Decoding
 from gcm_edit.pairs.contrastive import build_pairs
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from tiny import random_plan
 
-from gcm_edit.inputs.recipe import load_recipe
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.model.generation import Decoding, generate
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.pairs.teacher import build_steered_set, build_teacher_set

@@ -10,9 +10,10 @@ from tiny import make_pairs
 
 from gcm_edit.errors import GcmEditError
 from gcm_edit.model.heads import o_proj_modules
+from gcm_edit.model.logistic import fit_logistic
 from gcm_edit.scoring import probe as probe_module
 from gcm_edit.scoring.methods import METHODS, score_heads
-from gcm_edit.scoring.probe import cross_validated_accuracy, fit_logistic
+from gcm_edit.scoring.probe import cross_validated_accuracy
 from gcm_edit.scoring.runtime import ScoringRuntime
 
 PAD = 1
