@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 import gcm_edit.commands.edits  # noqa: F401 (registers the edits' stages)
 import gcm_edit.commands.export_write  # noqa: F401
+import gcm_edit.commands.learned_judge  # noqa: F401
 import gcm_edit.commands.stages  # noqa: F401
 from gcm_edit.inputs.recipe import Directive
 from gcm_edit.keys import StageConfig
@@ -103,6 +104,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "ScalesStage": dict(
         scores="s", positions="response", candidates=HEADS, objective=SCALE_GOAL, batch_size=8
     ),
+    "LearnedJudgeStage": dict(without="a", with_directive="b", reader="m", layer=15),
     "VerificationStage": dict(
         files={"model.safetensors": "ab"}, model="m", prompts=[[1, 2, 3]], runtime="transformers"
     ),
