@@ -79,6 +79,9 @@ def _csv(text: str) -> Rows:
     rows = []
     try:
         for row in reader:
+            if None in row:  # DictReader files fields beyond the header under None
+                extra = len(row[None])
+                raise ValueError(f"line {reader.line_num}: {extra} more field(s) than the header")
             rows.append((f"line {reader.line_num}", row))
     except csv.Error as exc:  # raised inside the record after the last complete line
         line = min(reader.line_num + 1, text.count("\n") + 1)
@@ -148,9 +151,10 @@ def read_columns(path: Path, columns: list[str], where: str) -> list[list[str]]:
     try:
         rows = _rows(path)
         names = list(dict.fromkeys(name for _, row in rows for name in row))
+        shown = ", ".join(n if n.isprintable() else repr(n) for n in names)  # stays one line
         for column in columns:
             if column not in names:
-                raise ValueError(f"has no column {column!r} (columns: {', '.join(names)})")
+                raise ValueError(f"has no column {column!r} (columns: {shown})")
         return [[_value(at, c, row) for at, row in rows] for c in columns]
     except ValueError as exc:
         raise GcmEditError(f"{where}: {path.name} {exc}") from None

@@ -36,6 +36,7 @@ BAD = [
     ("q.json", b'[{"question": "Why?"},', "line 1: not valid JSON"),
     ("q.csv", b"question\n\n", "has no rows"),
     ("q.csv", b"text\nWhy?\n", "has no column 'question' (columns: text)"),
+    ("q.csv", b'"a\nb"\nWhy?\n', "has no column 'question' (columns: 'a\\nb')"),
     ("q.csv", b'question\n"Why?\n', "not valid CSV"),
     ("q.csv", b"question\n" + b"x" * 200_000 + b"\n", "near line 2: not valid CSV (field larger"),
     ("q.parquet", b"PAR1 not really", "not a parquet file (no PAR1 marks)"),
@@ -63,6 +64,14 @@ def test_good_files_of_every_format(tmp_path):
     datasets.Dataset.from_dict({"question": questions}).to_parquet(str(tmp_path / "q.parquet"))
     for name in ("q.jsonl", "q.json", "q.csv", "q.parquet"):
         assert read_columns(tmp_path / name, ["question"], WHERE) == [questions], name
+
+
+@pytest.mark.parametrize("text", ["\r\x01", "question\nWhy?,extra\n"])
+def test_a_csv_row_longer_than_its_header_is_one_line(tmp_path, text):
+    """Found by the fuzz below: csv.DictReader keys the surplus fields by None."""
+    (tmp_path / "q.csv").write_bytes(text.encode())
+    with pytest.raises(GcmEditError, match=r"q.csv line 2: 1 more field\(s\) than the header"):
+        read_columns(tmp_path / "q.csv", ["question"], WHERE)
 
 
 def test_a_folder_is_not_a_file(tmp_path):
