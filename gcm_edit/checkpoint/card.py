@@ -8,6 +8,7 @@ from gcm_edit.evaluation.answers import PROMPTED
 from gcm_edit.evaluation.plan_results import frontier_table, ranked
 from gcm_edit.evaluation.relevance import RELEVANCE
 from gcm_edit.inputs.recipe_files import RECIPE_FILE
+from gcm_edit.judges import JUDGES
 from gcm_edit.scoring.methods import METHODS
 from gcm_edit.steering.collateral import RANKINGS
 
@@ -172,8 +173,11 @@ order, neutral draws, the maps' start; measured {spread.measured} with `{spread.
 
 
 def _judge(manifest: Manifest) -> str:
-    trust = manifest.recipe.judge_trust
-    return "" if trust is None else f"\nThe concept is judged by {trust.sentence()}."
+    """How the concept was judged, where it was not by the recipe's rule."""
+    recipe = manifest.recipe
+    if recipe.judge_trust is not None:
+        return f"\nThe concept is judged by {recipe.judge_trust.sentence()}."
+    return "" if recipe.judge in JUDGES else f"\nThe concept is judged by {recipe.judge}."
 
 
 def _success(manifest: Manifest) -> str:

@@ -58,7 +58,7 @@ class RecipeInfo(Section):
     directive: dict | None
     prompt_format: str  # chat: the model's template; base: the recipe's base_prompt
     explicit_pairs: bool
-    judge: str
+    judge: str  # the recipe's judge, or the LLM that replaced it (--judge-url, --judge-model)
     judge_trust: JudgeTrust | None = None  # a learned judge's, measured on training questions
     fluency: dict
     require_relevance: bool  # success needs relevance (false: reported only)

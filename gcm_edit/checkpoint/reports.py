@@ -58,6 +58,7 @@ class EvalReport(Section):
     model: ModelInfo
     reference: ModelInfo
     recipe: RecipeRef
+    judge: str  # the recipe's judge, or the LLM that replaced it
     split: str
     runtime: str
     metrics: dict[str, Evaluation]

@@ -116,6 +116,7 @@ def evaluate_model(settings: EvalSettings) -> EvalReport:
         recipe=RecipeRef(
             name=run.recipe.name, sha256=run.recipe.sha256(), prompt_format=run.prompt_format
         ),
+        judge=run.judge_name,
         split=settings.split,
         runtime=settings.runtime if gguf is None else f"llama.cpp ({gguf_type(gguf)})",
         metrics=metrics,

@@ -45,7 +45,7 @@ def recipe_info(run: SteeringRun, heldout_size: int) -> RecipeInfo:
         directive=recipe.directive.model_dump() if recipe.directive else None,
         prompt_format=run.prompt_format,
         explicit_pairs=recipe.pairs is not None,
-        judge=recipe.judge,
+        judge=run.judge_name,
         judge_trust=run.judge.fit.trust if isinstance(run.judge, LearnedJudge) else None,
         fluency=recipe.fluency.model_dump(),
         require_relevance=recipe.require_relevance,

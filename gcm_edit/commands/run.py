@@ -138,17 +138,30 @@ class Run(StageRunner):
     @cached_property
     def judge(self) -> Judge:
         """The recipe's offline judge (a learned one fitted on this model's answers), or the
-        LLM judge when --judge-url is given."""
+        LLM judge when --judge-url or --judge-model is given."""
         s = self.settings
-        if self.recipe.judge == LEARNED and not s.judge_url:
+        if self.recipe.judge == LEARNED and not s.judge_url and not s.judge_model:
             return LearnedJudge(lambda: self.model, self.tokenizer, self.judge_fit)
         return make_judge(self.recipe.judge, s.judge_url, self.recipe.llm_question(), s.judge_model)
 
     @property
+    def judge_name(self) -> str:
+        """What judges the concept, as the manifest and the card name it."""
+        s, asked = self.settings, f'asked "{self.recipe.llm_question()}"'
+        if s.judge_url:
+            return f"an LLM ({s.judge_model or 'judge'} at {s.judge_url}) {asked}"
+        if s.judge_model:
+            return f"an LLM ({Path(s.judge_model).name} in llama.cpp) {asked}"
+        return self.recipe.judge
+
+    @cached_property
     def judge_id(self) -> str | list[str]:
+        """The judge's identity in cache keys: an LLM judge by its address or file contents."""
         s = self.settings
         if s.judge_url:
-            return [s.judge_url, s.judge_model]
+            return [s.judge_url, s.judge_model or "judge"]
+        if s.judge_model:
+            return ["gguf", sha256_file(Path(s.judge_model).expanduser())[:16]]
         if self.recipe.judge == LEARNED:
             return f"{LEARNED}-{learned_judge_stage(self).key()}"
         return self.recipe.judge

@@ -14,7 +14,9 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from gcm_edit.commands.settings_base import Settings
+from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.default_model import DEFAULT_MODEL
+from gcm_edit.inputs.gguf import gguf_file
 from gcm_edit.inputs.recipe import MAX_NEW_TOKENS
 from gcm_edit.scoring.runtime import ScoringRuntime
 
@@ -99,12 +101,26 @@ class ConceptSettings(ModelSettings):
         None,
         description="OpenAI-compatible endpoint judging the concept (default: offline judge).",
     )
-    judge_model: str = Field("judge", description="Model name sent to --judge-url.")
+    judge_model: str | None = Field(
+        None,
+        description="With --judge-url: the model name sent (default: judge). Alone: a local "
+        ".gguf file that judges in llama.cpp, asked the same yes/no question.",
+    )
     prompt_format: Literal["auto", "chat", "base"] = Field(
         "auto",
         description="chat: the model's chat template; base: the recipe's base_prompt; "
         "auto: chat when the model has a template.",
     )
+
+    @model_validator(mode="after")
+    def _local_judge(self) -> ConceptSettings:
+        """Without --judge-url, --judge-model is a GGUF file: checked before any work."""
+        if self.judge_model and not self.judge_url:
+            try:
+                gguf_file(Path(self.judge_model).expanduser(), "--judge-model")
+            except GcmEditError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
 
 class ScoringSettings(ConceptSettings):

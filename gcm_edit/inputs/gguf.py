@@ -17,11 +17,20 @@ from gcm_edit.errors import GcmEditError
 from gcm_edit.model.architectures import arch_spec
 
 
-def gguf_model_dir(path: Path) -> Path:
-    """The converted folder of a user's GGUF file, converting on first use."""
+def gguf_file(path: Path, what: str = "") -> Path:
+    """`path`, checked to be a GGUF file by its header; `what` names the option it came from."""
+    named = f"{what} {path}" if what else str(path)
+    if not path.is_file():
+        raise GcmEditError(f"{named} does not exist: give the path of a .gguf file")
     with path.open("rb") as handle:
         if handle.read(4) != b"GGUF":
-            raise GcmEditError(f"{path} is not a GGUF file (no GGUF header)")
+            raise GcmEditError(f"{named} is not a GGUF file (no GGUF header)")
+    return path
+
+
+def gguf_model_dir(path: Path) -> Path:
+    """The converted folder of a user's GGUF file, converting on first use."""
+    gguf_file(path)
     target = cache_root() / "models" / f"{path.stem}-{sha256_file(path)[:16]}"
     return convert_gguf(path, target)
 

@@ -8,9 +8,11 @@ judge (`judge: verse`); `register_judge` adds names to the built-in ones.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from gcm_edit.judges.critique import CritiqueJudge
+from gcm_edit.judges.gguf import GgufJudge
 from gcm_edit.judges.llm import LLMJudge
 from gcm_edit.judges.refusal import RefusalJudge
 from gcm_edit.judges.rules import (
@@ -81,11 +83,16 @@ def register_judge(name: str, factory: Callable[[], Judge]) -> None:
         JUDGE_NAMES.append(name)
 
 
-def make_judge(name: str, url: str | None = None, question: str = "", model: str = "judge"):
-    """The recipe's offline judge, or the LLM judge at `url` asking `question`. A learned
+def make_judge(
+    name: str, url: str | None = None, question: str = "", model: str | None = None
+) -> Judge:
+    """The recipe's offline judge; the LLM judge at `url` asking `question` (sending `model`
+    as the model's name); or, with no `url`, the GGUF file `model` asked the same. A learned
     judge is fitted by a run (commands/learned_judge.py), not made here."""
     if url:
-        return LLMJudge(url, question, model)
+        return LLMJudge(url, question, model or "judge")
+    if model:
+        return GgufJudge(Path(model), question)
     if name not in JUDGES:
         raise ValueError(f"judge {name!r} is not a rule judge: a run fits it")
     return JUDGES[name]()

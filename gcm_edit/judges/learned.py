@@ -77,7 +77,7 @@ class JudgeTrust(BaseModel):
         if self.weak:
             told += (
                 f". Warning: a weak judge (AUC below {WEAK_AUC}): its rates say little; judge "
-                "with a rule (a recipe's `judge:`) or an LLM (--judge-url)"
+                "with a rule (a recipe's `judge:`) or an LLM (--judge-url, --judge-model file.gguf)"
             )
         return told
 

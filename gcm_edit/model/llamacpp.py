@@ -94,15 +94,21 @@ class LlamaCpp:
         request = {"prompt": prompt, "n_predict": n, "n_probs": 1, **GREEDY}
         if banned:
             request["logit_bias"] = [[token, False] for token in sorted(banned)]
-        response = self._server.handle_completions(request)
-        if "error" in response:
-            raise GcmEditError(f"llama.cpp ({self.path.name}): {response['error']['message']}")
-        choice = response["choices"][0]
+        choice = self._choice(self._server.handle_completions(request))
         content = choice["logprobs"]["content"]
         # a NaN log-probability comes back as JSON null: keep it NaN, verification fails on it
         logprobs = [math.nan if e["logprob"] is None else e["logprob"] for e in content]
         tokens = [Token(e["id"], logprob) for e, logprob in zip(content, logprobs, strict=True)]
         return tokens, choice["finish_reason"] == "stop"
+
+    def chat(self, body: dict) -> str:
+        """The reply to an OpenAI-style chat request, through the GGUF's chat template."""
+        return self._choice(self._server.handle_chat_completions(body))["message"]["content"]
+
+    def _choice(self, response: dict) -> dict:
+        if "error" in response:
+            raise GcmEditError(f"llama.cpp ({self.path.name}): {response['error']['message']}")
+        return response["choices"][0]
 
     def answer(
         self, prompt: list[int], decoding: Decoding, stops: list[int], tokenizer

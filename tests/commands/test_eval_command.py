@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from gcm_edit.checkpoint.reports import EvalReport
@@ -45,3 +46,31 @@ def test_eval_in_llamacpp_needs_a_gguf(exported):
     result = CliRunner().invoke(app, ["eval", str(exported[0]), "--runtime", "llama.cpp"])
     assert result.exit_code == 2
     assert "evaluates MODEL/model.gguf" in result.output
+
+
+def test_eval_names_the_judge(env, tmp_path):
+    """The report names what judged: the recipe's rule, or the LLM given on the command line."""
+    common = ["eval", str(env["model"]), "--n-questions", "2", "--max-new-tokens", "8"]
+    url = "http://127.0.0.1:9/v1"  # never called: the tests' judge stands in (conftest.py)
+    result = CliRunner().invoke(app, [*common, "--judge-url", url, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, (result.output, result.exception)
+    question = json.loads((tmp_path / "r").read_text())["judge"]
+    assert question.startswith(f'an LLM (judge at {url}) asked "Does this answer show')
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (None, "does not exist: give the path of a .gguf file"),
+        (b"not a model", "is not a GGUF file (no GGUF header)"),
+    ],
+)
+def test_judge_model_alone_must_be_a_gguf(env, tmp_path, content, why):
+    """Without --judge-url, --judge-model is a local GGUF: anything else stops in one line,
+    before a model is loaded."""
+    path = tmp_path / "judge.gguf"
+    if content is not None:
+        path.write_bytes(content)
+    result = CliRunner().invoke(app, ["eval", str(env["model"]), "--judge-model", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: --judge-model {path} {why}"]

@@ -315,3 +315,17 @@ def test_card_links_a_known_base_by_its_hub_id(exported, form, relation):
     header = model_card(manifest).split("---\n")[1]
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct\n" in header
     assert f"base_model_relation: {relation}\n" in header
+
+
+def test_card_names_an_llm_judge_and_not_a_rule(exported):
+    """A rule judge goes without saying; the LLM that replaced it (--judge-url, --judge-model)
+    is named with its question."""
+    from gcm_edit.checkpoint.card import model_card
+    from gcm_edit.checkpoint.manifest import Manifest
+
+    out, _ = exported
+    manifest = Manifest.model_validate_json((out / "gcm_edit.json").read_text())
+    assert manifest.recipe.judge == "verse"
+    assert "The concept is judged by" not in model_card(manifest)
+    manifest.recipe.judge = 'an LLM (judge.gguf in llama.cpp) asked "Is it verse?"'
+    assert f"The concept is judged by {manifest.recipe.judge}." in model_card(manifest)
