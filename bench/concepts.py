@@ -5,7 +5,8 @@ its one sentence, as a user would, and judged again by its rule (gcm_edit/judges
 
 Without --export (a few minutes a concept): the learned judge's fit on the training questions,
 and the base and prompted models' held-out answers judged by the rule and by the learned
-judge. Columns: the prompted and base success by the rule (rule ∧ fluent ∧ relevant), the
+judge. Columns: the prompted and base success by the rule (rule ∧ fluent ∧ relevant), of
+the prompted answers the rule accepts the share the fluency and relevance checks reject, the
 learned judge's out-of-fold AUC, and its precision and recall against the rule over those
 answers, then pooled over the suite. With --export, each concept's default export too: the
 edit's success by the rule, KL per token and facts (an export of a concept the model does not
@@ -24,15 +25,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def judged(run, judge, questions: list[str], texts: list[str]) -> list[dict]:
-    """Per answer: the rule's verdict and success (rule ∧ fluent ∧ relevant as the recipe
-    asks) and the learned judge's verdict."""
+    """Per answer: the rule's verdict, fluency, relevance and success (rule ∧ fluent ∧
+    relevant as the recipe asks) and the learned judge's verdict."""
     rows = run.judged(questions, texts).answers
     needs = run.recipe.require_relevance
     return [
-        {"rule": judge(t), "learned": r["concept"]}
+        {"rule": judge(t), "learned": r["concept"], "fluent": r["fluent"]}
+        | {"relevant": r["relevant"]}
         | {"success": judge(t) and r["fluent"] and (r["relevant"] or not needs)}
         for t, r in zip(texts, rows, strict=True)
     ]
+
+
+def failed_checks(rows: list[dict]) -> dict:
+    """Of the answers the rule accepts, the share the fluency and relevance checks reject:
+    where these concept-independent judges punish the concept itself."""
+    kept = [r for r in rows if r["rule"]]
+    if not kept:
+        return {}
+    return {
+        "not fluent": sum(not r["fluent"] for r in kept) / len(kept),
+        "not relevant": sum(not r["relevant"] for r in kept) / len(kept),
+    }
 
 
 def concept_row(concept, n_heldout: int, export_to: Path | None) -> dict:
@@ -75,6 +89,8 @@ def concept_row(concept, n_heldout: int, export_to: Path | None) -> dict:
     for name, texts in answers.items():
         rows = judged(run, rule, questions, texts)
         row[name] = sum(r["success"] for r in rows) / len(rows)
+        if name == "prompted":
+            row |= failed_checks(rows)
         if name in ("base", "prompted"):
             row["agree"] += [(r["rule"], r["learned"]) for r in rows]
     return row
@@ -129,6 +145,8 @@ def main() -> None:
         Column("rule", lambda r: r["rule"]),
         Column("prompted, rule alone", figure("prompted, rule alone", ".0%")),
         Column("prompted", figure("prompted", ".0%")),
+        Column("rule, not fluent", figure("not fluent", ".0%")),
+        Column("rule, not relevant", figure("not relevant", ".0%")),
         Column("base", figure("base", ".0%")),
         *(exported if args.export else []),
         Column("judge AUC", figure("auc", ".2f")),
