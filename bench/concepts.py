@@ -22,15 +22,16 @@ import tempfile
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CUTS = [0.5, 0.7, 0.9, 0.95, 0.99]  # the learned judge's cut (0.5) and stricter ones
 
 
 def judged(run, judge, questions: list[str], texts: list[str]) -> list[dict]:
     """Per answer: the rule's verdict, fluency, relevance and success (rule ∧ fluent ∧
-    relevant as the recipe asks) and the learned judge's verdict."""
+    relevant as the recipe asks) and the learned judge's probability (its verdict: > 0.5)."""
     rows = run.judged(questions, texts).answers
     needs = run.recipe.require_relevance
     return [
-        {"rule": judge(t), "learned": r["concept"], "fluent": r["fluent"]}
+        {"rule": judge(t), "p": run.judge.grade(t), "fluent": r["fluent"]}
         | {"relevant": r["relevant"]}
         | {"success": judge(t) and r["fluent"] and (r["relevant"] or not needs)}
         for t, r in zip(texts, rows, strict=True)
@@ -92,14 +93,15 @@ def concept_row(concept, n_heldout: int, export_to: Path | None) -> dict:
         if name == "prompted":
             row |= failed_checks(rows)
         if name in ("base", "prompted"):
-            row["agree"] += [(r["rule"], r["learned"]) for r in rows]
+            row["agree"] += [(r["rule"], r["p"]) for r in rows]
     return row
 
 
-def precision_recall(pairs: list[tuple[bool, bool]]) -> tuple[float, float]:
-    """Of the learned judge against the rule: (rule ∧ learned) / learned, / rule."""
-    both = sum(rule and learned for rule, learned in pairs)
-    said = sum(learned for _, learned in pairs)
+def precision_recall(pairs: list[tuple[bool, float]], cut: float = 0.5) -> tuple[float, float]:
+    """Of the learned judge (concept when P > `cut`) against the rule: (rule ∧ learned) /
+    learned, / rule."""
+    both = sum(rule and p > cut for rule, p in pairs)
+    said = sum(p > cut for _, p in pairs)
     true = sum(rule for rule, _ in pairs)
     return both / said if said else float("nan"), both / true if true else float("nan")
 
@@ -129,7 +131,8 @@ def main() -> None:
         rows = [concept_row(c, args.n_heldout, folder) for c in concepts]
     for row in rows:
         row["precision"], row["recall"] = precision_recall(row["agree"])
-    pooled = precision_recall([pair for row in rows for pair in row["agree"]])
+    pairs = [pair for row in rows for pair in row["agree"]]
+    pooled = precision_recall(pairs)
     rows.append({"concept": "pooled", "rule": "", "precision": pooled[0], "recall": pooled[1]})
 
     def figure(key: str, fmt: str):
@@ -160,8 +163,18 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r} - {"agree"}))
         writer.writeheader()
         writer.writerows({k: v for k, v in r.items() if k != "agree"} for r in rows)
-    print_tables(table)
+    cuts = ResultTable(
+        "The learned judge against the rules, pooled, by the probability it calls concept",
+        [
+            Column("P >", lambda c: f"{c:g}"),
+            Column("precision", lambda c: format(precision_recall(pairs, c)[0], ".2f")),
+            Column("recall", lambda c: format(precision_recall(pairs, c)[1], ".2f")),
+        ],
+        CUTS,
+    )
+    print_tables(table, cuts)
     print(table.markdown())
+    print(cuts.markdown())
     for row in rows:
         if row.get("stopped"):
             print(f"{row['concept']}: {row['stopped']}")
