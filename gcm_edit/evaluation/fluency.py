@@ -33,6 +33,13 @@ STOPWORDS = frozenset({
     "here", "what", "which", "who", "how", "why", "when", "where", "all", "any", "some", "more",
     "most", "very", "just", "than", "then", "too", "also", "into", "out", "up", "down", "over",
     "about", "like", "that's", "i'm", "you're", "don't", "can't", "isn't",
+    # French and Spanish articles, pronouns and prepositions: "le temps est le temps" is prose
+    # there, not a stutter (the concept suite answers in both, recipes/suite/concepts.yaml)
+    "le", "la", "les", "l'", "un", "une", "des", "du", "de", "d'", "et", "est", "c'est", "je",
+    "il", "elle", "nous", "vous", "ils", "ne", "pas", "que", "qui", "ce", "en", "au", "aux",
+    "dans", "sur", "pour", "par", "avec", "son", "sa", "ses", "mon", "ma", "mes", "se", "l",
+    "d", "c", "j", "n", "s", "qu", "el", "los", "las", "una", "unos", "del", "al", "y", "es",
+    "lo", "se", "su", "sus", "por", "para", "con", "mi", "tu", "muy", "más",
 })
 # fmt: on
 MIN_CONTENT_WORDS = 8  # below this an answer is too short for dominance and echo figures

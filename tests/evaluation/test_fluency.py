@@ -74,6 +74,10 @@ def test_echo_rate(text, expected):
         ("Frogs croak. Frogs are loud", 0),  # across a sentence: ordinary prose
         ("step by step we go", 1),
         ("the cat sat on the mat", 0),
+        # French and Spanish function words are not content: the suite answers in both
+        ("C'est le prix le plus bas de la ville", 0),
+        ("Es una de las mejores, la mejor de los de su casa", 0),
+        ("C'est le prix le prix le plus bas", 1),  # "prix" again two words on
     ],
 )
 def test_close_repeats(text, expected):
