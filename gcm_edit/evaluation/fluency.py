@@ -39,7 +39,7 @@ STOPWORDS = frozenset({
     "il", "elle", "nous", "vous", "ils", "ne", "pas", "que", "qui", "ce", "en", "au", "aux",
     "dans", "sur", "pour", "par", "avec", "son", "sa", "ses", "mon", "ma", "mes", "se", "l",
     "d", "c", "j", "n", "s", "qu", "el", "los", "las", "una", "unos", "del", "al", "y", "es",
-    "lo", "se", "su", "sus", "por", "para", "con", "mi", "tu", "muy", "más",
+    "lo", "su", "sus", "por", "para", "con", "mi", "tu", "muy",
 })
 # fmt: on
 MIN_CONTENT_WORDS = 8  # below this an answer is too short for dominance and echo figures
