@@ -78,7 +78,7 @@ class SteeringRun(Run):
             write_json(answers, pairs.to_json())
             raise GcmEditError(
                 f"no usable pairs: the contrast prompts gave the concept "
-                f"({self.recipe.judge} judge) in {pairs.contrast_adherence:.0%} of "
+                f"(judged by {self.judge_name}) in {pairs.contrast_adherence:.0%} of "
                 f"{pairs.n_questions} questions; the answers are in {answers}; try wording "
                 "the model follows, or another model"
             )

@@ -28,7 +28,7 @@ def test_no_usable_pairs(tiny_model_dir, tmp_path):
     assert result.exit_code == 2, (result.output, result.exception)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
-    assert "no usable pairs" in errors[0]
+    assert "no usable pairs: the contrast prompts gave the concept (judged by verse)" in errors[0]
     assert f"of {N_TRAIN} questions" in errors[0]
     assert not out.exists()
     assert _leftovers(out) == []
