@@ -5,14 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from gcm_edit.cli.app import app
+from gcm_edit.inputs.default_model import DEFAULT_MODEL
+from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
 from gcm_edit.model.heads import HeadGeometry
 from gcm_edit.steering.plan import SteeringPlan
 
 QUESTIONS = ["Why is the sky blue?", "What do bees make?", "How do trains work?"]
+
+
+def default_model(cache: Path):
+    """The default model and its tokenizer, converted once into the integration cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GCM_EDIT_CACHE", str(cache))
+        ref = resolve_model(DEFAULT_MODEL)
+        return load_model(ref), load_tokenizer(ref)
 
 
 def fixed_plan(model) -> SteeringPlan:

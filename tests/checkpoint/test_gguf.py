@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from real_models import QUESTIONS, fixed_plan
+from real_models import QUESTIONS, default_model, fixed_plan
 from typer.testing import CliRunner
 
 from gcm_edit.checkpoint.bake import bake
@@ -22,7 +22,6 @@ from gcm_edit.checkpoint.verify import GGUF_TOLERANCE, verify_gguf
 from gcm_edit.cli.app import app
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.default_model import DEFAULT_MODEL
-from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
 from gcm_edit.inputs.prompts import bare_prompts
 from gcm_edit.model.generation import Decoding, eos_ids, generate
 from gcm_edit.model.heads import o_proj_modules
@@ -35,10 +34,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def default(integration_cache, tmp_path_factory):
     """The default model, a fixed steering plan, the baked folder, and GGUFs made on demand."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GCM_EDIT_CACHE", str(integration_cache))
-        ref = resolve_model(DEFAULT_MODEL)
-        model, tokenizer = load_model(ref), load_tokenizer(ref)
+    model, tokenizer = default_model(integration_cache)
     plan = fixed_plan(model)
     root = tmp_path_factory.mktemp("gguf")
     made = {}

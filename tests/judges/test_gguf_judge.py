@@ -9,12 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from real_models import default_model
 from typer.testing import CliRunner
 
 from gcm_edit.checkpoint.gguf import convert_to_gguf
 from gcm_edit.cli.app import app
-from gcm_edit.inputs.default_model import DEFAULT_MODEL
-from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
 from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.judges import GgufJudge, make_judge
 from gcm_edit.judges.llm import chat_request
@@ -37,10 +36,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def judge(integration_cache, tmp_path_factory):
     """The default model in transformers and as the f32 GGUF that judges."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GCM_EDIT_CACHE", str(integration_cache))
-        ref = resolve_model(DEFAULT_MODEL)
-        model, tokenizer = load_model(ref), load_tokenizer(ref)
+    model, tokenizer = default_model(integration_cache)
     folder = tmp_path_factory.mktemp("judge")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
