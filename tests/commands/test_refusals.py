@@ -41,6 +41,11 @@ CASES = [
     (EXPORT, "export --doses 2", "--doses is only read with --format adapter"),
     (EXPORT, "export --compose-disjoint", "only read with several --concept"),
     ("settings._unsharded", "export --strategy fsdp", "--strategy fsdp shards the model"),
+    (
+        "settings._local_judge",
+        "export --judge-model /nonexistent/judge.gguf",
+        "--judge-model /nonexistent/judge.gguf does not exist",
+    ),
     ("settings._unsharded", "sweep --strategy fsdp", "--strategy fsdp shards the model"),
     ("settings._unsharded", "calibrate --strategy fsdp", "--strategy fsdp shards the model"),
     (
