@@ -30,12 +30,12 @@ def judged(run, judge, questions: list[str], texts: list[str]) -> list[dict]:
     relevant as the recipe asks) and the learned judge's probability (its verdict: > 0.5)."""
     rows = run.judged(questions, texts).answers
     needs = run.recipe.require_relevance
-    return [
-        {"rule": judge(t), "p": run.judge.grade(t), "fluent": r["fluent"]}
-        | {"relevant": r["relevant"]}
-        | {"success": judge(t) and r["fluent"] and (r["relevant"] or not needs)}
-        for t, r in zip(texts, rows, strict=True)
-    ]
+    out = []
+    for text, r in zip(texts, rows, strict=True):
+        rule = judge(text)
+        success = rule and r["fluent"] and (r["relevant"] or not needs)
+        out.append(r | {"rule": rule, "p": run.judge.grade(text), "success": success})
+    return out
 
 
 def failed_checks(rows: list[dict]) -> dict:

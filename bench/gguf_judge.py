@@ -65,7 +65,8 @@ def main() -> None:
             for concept in concepts:
                 recipe = load_recipe(concept)
                 texts = [row["answer"] for row in labels if row["concept"] == concept]
-                rule = [make_judge(recipe.judge)(text) for text in texts]
+                rule_judge = make_judge(recipe.judge)
+                rule = [rule_judge(text) for text in texts]
                 judge = GgufJudge(path, recipe.llm_question())
                 start = time.perf_counter()
                 said = [judge(text) for text in texts]

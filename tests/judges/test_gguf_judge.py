@@ -4,6 +4,7 @@ choosing between yes and no on the same chat."""
 
 from __future__ import annotations
 
+import functools
 import json
 from types import SimpleNamespace
 
@@ -52,11 +53,18 @@ def reference_verdict(model, tokenizer, text: str, question: str = QUESTION) -> 
     chat = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     ids = torch.tensor([tokenizer(chat, add_special_tokens=False)["input_ids"]])
     logits = model(ids).logits[0, -1]
+    allowed, yes = yes_no_tokens(tokenizer)
+    best = allowed[int(logits[allowed].argmax())]
+    return best in yes
+
+
+@functools.cache
+def yes_no_tokens(tokenizer) -> tuple[list[int], set[int]]:
+    """The tokens that can begin "yes", "Yes", "no" or "No", and those of them that begin a yes."""
     pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     words = ("yes", "Yes", "no", "No")
     allowed = [i for i, p in enumerate(pieces) if p and any(w.startswith(p) for w in words)]
-    best = allowed[int(logits[allowed].argmax())]
-    return pieces[best][0] in "yY"
+    return allowed, {i for i in allowed if pieces[i][0] in "yY"}
 
 
 def test_gguf_judge_says_what_the_model_prefers(judge):
