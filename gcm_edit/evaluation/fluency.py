@@ -19,7 +19,7 @@ import torch
 
 from gcm_edit.inputs.recipe import Fluency
 from gcm_edit.judges.text import words
-from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.batches import TokenBatch, length_batches
 from gcm_edit.model.logits import response_logprob
 
 # Function words: never the "dominating" word of an answer.
@@ -131,13 +131,13 @@ def perplexities(model, tokenizer, texts: list[str], batch_size: int = 8) -> lis
     """Unconditional perplexity of each text under `model` (the base model, for fluency)."""
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
-    out: list[float] = []
-    for i in range(0, len(texts), batch_size):
-        chunk = texts[i : i + batch_size]
-        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] or [start] for t in chunk]
-        batch = TokenBatch.build([[start]] * len(chunk), ids, tokenizer.pad_token_id).to(device)
-        logprob = response_logprob(model, batch)
-        out += [math.exp(-lp / len(t)) for lp, t in zip(logprob.tolist(), ids, strict=True)]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] or [start] for t in texts]
+    out = [0.0] * len(texts)
+    for chunk in length_batches([len(i) for i in ids], batch_size):
+        rows = [ids[i] for i in chunk]
+        batch = TokenBatch.build([[start]] * len(chunk), rows, tokenizer.pad_token_id).to(device)
+        for i, lp in zip(chunk, response_logprob(model, batch).tolist(), strict=True):
+            out[i] = math.exp(-lp / len(ids[i]))
     return out
 
 

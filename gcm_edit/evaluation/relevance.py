@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.batches import TokenBatch, length_batches
 from gcm_edit.model.logits import response_logprob
 
 N_OTHERS = 2
@@ -44,12 +44,14 @@ def relevance_pmi(
     rows = [(i, (i + j) % n) for i in range(n) for j in range(others + 1)]
     device = next(model.parameters()).device
     logprob = torch.empty(len(rows), dtype=torch.float64)
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
+    lengths = [len(prompts[q]) + len(answer_ids[a]) for a, q in rows]
+    for chunk in length_batches(lengths, batch_size):
         batch = TokenBatch.build(
-            [prompts[q] for _, q in chunk], [answer_ids[a] for a, _ in chunk], _pad(tokenizer)
+            [prompts[rows[r][1]] for r in chunk],
+            [answer_ids[rows[r][0]] for r in chunk],
+            _pad(tokenizer),
         ).to(device)
-        logprob[start : start + len(chunk)] = response_logprob(model, batch).double().cpu()
+        logprob[chunk] = response_logprob(model, batch).double().cpu()
     table = logprob.view(n, others + 1)
     own, other = table[:, 0], table[:, 1:].mean(1) if others else table[:, 0]
     return [float(x) for x in (own - other) / torch.tensor([len(a) for a in answer_ids])]

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.batches import TokenBatch, length_batches
 from gcm_edit.model.logistic import PairedProbe, auc, out_of_fold
 
 MAX_TOKENS = 256  # an answer's tokens read for its features (answers are ~100 tokens)
@@ -39,16 +39,17 @@ def answer_features(
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else start
     device = next(model.parameters()).device
-    rows = []
-    for i in range(0, len(texts), batch_size):
-        chunk = texts[i : i + batch_size]
-        ids = [tokenizer(t, add_special_tokens=False)["input_ids"][:MAX_TOKENS] for t in chunk]
-        ids = [t or [start] for t in ids]
-        batch = TokenBatch.build([[start]] * len(chunk), ids, pad).to(device)
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"][:MAX_TOKENS] for t in texts]
+    ids = [t or [start] for t in ids]
+    order: list[int] = []
+    means: list[torch.Tensor] = []
+    for chunk in length_batches([len(i) for i in ids], batch_size):
+        batch = TokenBatch.build([[start]] * len(chunk), [ids[i] for i in chunk], pad).to(device)
         states = batch.run(model, output_hidden_states=True).hidden_states[layer]
         mask = batch.response_mask.unsqueeze(-1).to(states.dtype)
-        rows.append(((states * mask).sum(1) / mask.sum(1)).double().cpu())
-    return torch.cat(rows)
+        means.append(((states * mask).sum(1) / mask.sum(1)).double().cpu())
+        order += chunk
+    return torch.cat(means)[torch.tensor(order).argsort()]
 
 
 class JudgeTrust(BaseModel):

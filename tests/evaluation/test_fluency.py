@@ -1,13 +1,19 @@
-"""The stricter fluency figures: stutter, one dominating word, repeated lines."""
+"""The stricter fluency figures: stutter, one dominating word, repeated lines; perplexity
+against one text at a time."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
+import torch
+from tiny import make_llama, make_tokenizer
 
 from gcm_edit.evaluation.fluency import (
     fluency_figures,
     is_fluent,
     longest_word_run,
+    perplexities,
     repeated_line_rate,
     top_word_share,
 )
@@ -92,3 +98,19 @@ def test_clause_words_catch_word_lists():
     assert mean_clause_words("a fire, a flame, a light, a spark") == 2
     assert mean_clause_words("The kettle sings at break of day.\nThe window fogs.") == 5
     assert mean_clause_words("") == 0.0
+
+
+def test_perplexities_match_one_text_at_a_time():
+    """Batched in length order, each text still gets exp(−mean log p) of its own tokens after
+    the start token, in the order given."""
+    model, tok = make_llama(seed=3), make_tokenizer()
+    texts = ["the cat", "sea moon sea moon light night and sun", "tea", "the cat sat on the mat"]
+    got = torch.tensor(perplexities(model, tok, texts, batch_size=2), dtype=torch.float64)
+    want = []
+    for text in texts:
+        ids = [tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0].double()
+        logprobs = torch.log_softmax(logits, -1)[:-1].gather(1, torch.tensor(ids[1:])[:, None])
+        want.append(math.exp(-float(logprobs.mean())))
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), rtol=1e-5, atol=0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tiny import family_model, make_llama
 
-from gcm_edit.model.batches import TokenBatch
+from gcm_edit.model.batches import TokenBatch, length_batches
 from gcm_edit.model.logits import response_logprob
 
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [14, 15, 16, 17], [18]]
@@ -44,3 +44,12 @@ def test_response_logprob_gradient_flows():
     batch = TokenBatch.build(PROMPTS, RESPONSES, pad_id=1)
     response_logprob(model, batch, chunk=2).sum().backward()
     assert model.model.embed_tokens.weight.grad.abs().sum() > 0
+
+
+def test_length_batches_cover_every_index_once_longest_first():
+    lengths = [3, 9, 1, 9, 4, 7, 2]
+    batches = length_batches(lengths, 3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    seen = [lengths[i] for b in batches for i in b]
+    assert seen == sorted(lengths, reverse=True)
