@@ -23,6 +23,7 @@ from gcm_edit.commands.settings import ConceptSettings
 from gcm_edit.commands.stage_runner import StageRunner
 from gcm_edit.commands.stages import (
     AnswersStage,
+    ConceptFirstStage,
     ContinuationsStage,
     MeasuredStage,
     RetentionStage,
@@ -239,10 +240,15 @@ class Run(StageRunner):
         )
 
     def judged(
-        self, questions: list[str], texts: list[str], reference: Run | None = None
+        self,
+        questions: list[str],
+        texts: list[str],
+        reference: Run | None = None,
+        concept_first: bool = False,
     ) -> Evaluation:
         """Concept, fluency and relevance of answers; perplexity and relevance under
-        `reference`'s model (default ours). The model's and the judge's figures are the cached
+        `reference`'s model (default ours), with `concept_first` only where the concept is
+        present (`measure_answers`). The model's and the judge's figures are the cached
         stage; the recipe's limits are applied to them on every call (cheap), so changing a
         limit never recomputes them."""
         reference = reference or self
@@ -252,7 +258,7 @@ class Run(StageRunner):
                 raise ValueError(f"expected figures for {len(texts)} answers")
             return rows
 
-        stage = MeasuredStage(
+        stage = (ConceptFirstStage if concept_first else MeasuredStage)(
             questions=questions,
             texts=texts,
             judge=reference.judge_id,
@@ -271,6 +277,7 @@ class Run(StageRunner):
                 questions,
                 texts,
                 stage.batch_size,
+                concept_first,
             ),
             decode=decode,
         )

@@ -79,6 +79,11 @@ class MeasuredStage(StageConfig):
     batch_size: int = unkeyed(8, FLOAT_ORDER.format("evaluation/test_relevance.py"))
 
 
+class ConceptFirstStage(MeasuredStage):
+    """The same figures, perplexity and relevance only where the judge sees the concept
+    (candidate answers: only their success counts)."""
+
+
 class ContinuationsStage(StageConfig):
     """The model's greedy continuations of the neutral prompts (on-policy KL)."""
 

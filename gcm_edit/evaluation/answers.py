@@ -4,6 +4,7 @@ reported where the recipe says its answers are generic by nature: `require_relev
 
 from __future__ import annotations
 
+import math
 import statistics
 from contextlib import nullcontext
 from pathlib import Path
@@ -107,17 +108,31 @@ def answer_questions_gguf(
 
 
 def measure_answers(
-    base_model, tokenizer, judge: Judge, questions: list[str], texts: list[str], batch_size: int = 8
+    base_model,
+    tokenizer,
+    judge: Judge,
+    questions: list[str],
+    texts: list[str],
+    batch_size: int = 8,
+    concept_first: bool = False,
 ) -> list[dict]:
     """What judging needs a model or a judge for, per answer: perplexity and relevance PMI
     under `base_model`, the judge's concept verdict and grade. Thresholds are not applied
-    here, so a change of fluency or relevance limits re-judges from these figures alone."""
-    ppl = perplexities(base_model, tokenizer, texts, batch_size)
-    pmi = relevance_pmi(base_model, tokenizer, questions, texts, batch_size)
-    return [
-        {"perplexity": p, "pmi": m, "concept": judge(text), "grade": judge.grade(text)}
-        for text, p, m in zip(texts, ppl, pmi, strict=True)
-    ]
+    here, so a change of fluency or relevance limits re-judges from these figures alone.
+    With `concept_first`, perplexity and PMI are measured only where the judge sees the
+    concept (None elsewhere): enough to decide success, all that candidate answers need."""
+    concept = [bool(judge(text)) for text in texts]
+    wanted = [i for i, present in enumerate(concept) if present or not concept_first]
+    ppl = perplexities(base_model, tokenizer, [texts[i] for i in wanted], batch_size)
+    pmi = relevance_pmi(base_model, tokenizer, questions, texts, batch_size, wanted)
+    figures = dict(zip(wanted, zip(ppl, pmi, strict=True), strict=True))
+    rows = []
+    for i, text in enumerate(texts):
+        ppl_i, pmi_i = figures.get(i, (None, None))
+        rows.append(
+            {"perplexity": ppl_i, "pmi": pmi_i, "concept": concept[i], "grade": judge.grade(text)}
+        )
+    return rows
 
 
 def evaluate_answers(
@@ -127,9 +142,11 @@ def evaluate_answers(
     each answer; `label` names the judge's grade."""
     rows = []
     for question, text, m in zip(questions, texts, measured, strict=True):
-        figures = fluency_figures(text, m["perplexity"], recipe.fluency)
+        # unmeasured (concept_first, no concept): NaN figures, so neither fluent nor relevant
+        ppl, pmi = (math.nan if m[k] is None else m[k] for k in ("perplexity", "pmi"))
+        figures = fluency_figures(text, ppl, recipe.fluency)
         concept, fluent = bool(m["concept"]), passes(figures, recipe.fluency)
-        relevant = m["pmi"] > MIN_PMI
+        relevant = pmi > MIN_PMI
         rows.append(
             {
                 "question": question,
@@ -138,7 +155,7 @@ def evaluate_answers(
                 "fluent": fluent,
                 "relevant": relevant,
                 "success": concept and fluent and (relevant or not recipe.require_relevance),
-                "pmi": round(m["pmi"], 4),
+                "pmi": round(pmi, 4),
                 **{k: round(v, 4) for k, v in figures.items()},
             }
         )
@@ -149,12 +166,18 @@ def evaluate_answers(
         fluent=Rate.of([r["fluent"] for r in rows]),
         relevant=Rate.of([r["relevant"] for r in rows]),
         repeated_ngram_rate=statistics.fmean(r["repeated_ngram_rate"] for r in rows),
-        median_perplexity=statistics.median(m["perplexity"] for m in measured),
-        median_pmi=statistics.median(m["pmi"] for m in measured),
+        median_perplexity=_median([m["perplexity"] for m in measured]),
+        median_pmi=_median([m["pmi"] for m in measured]),
         grade=statistics.fmean(m["grade"] for m in measured),
         grade_label=label,
         answers=rows,
     )
+
+
+def _median(values: list[float | None]) -> float:
+    """Median of the measured values (NaN when none was measured)."""
+    seen = [v for v in values if v is not None]
+    return statistics.median(seen) if seen else math.nan
 
 
 def judge_answers(

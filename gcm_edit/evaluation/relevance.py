@@ -17,6 +17,8 @@ below it (median 0.03).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from gcm_edit.inputs.prompts import bare_prompts
@@ -31,17 +33,25 @@ RELEVANCE = {"others": N_OTHERS, "tokens": ANSWER_TOKENS, "min_pmi": MIN_PMI}  #
 
 @torch.no_grad()
 def relevance_pmi(
-    model, tokenizer, questions: list[str], answers: list[str], batch_size: int = 8
+    model,
+    tokenizer,
+    questions: list[str],
+    answers: list[str],
+    batch_size: int = 8,
+    scored: Sequence[int] | None = None,
 ) -> list[float]:
-    """PMI per answer token of each answer with its own question (see the module docstring)."""
+    """PMI per answer token of each answer with its own question (see the module docstring);
+    with `scored`, of those answers only, still against the next questions of the whole list
+    (so an answer's figure does not depend on which other answers are scored)."""
     n = len(questions)
+    scored = range(n) if scored is None else scored
     others = min(N_OTHERS, n - 1)
     prompts = bare_prompts(tokenizer, questions)
     answer_ids = [
         tokenizer(a, add_special_tokens=False)["input_ids"][:ANSWER_TOKENS] or [0] for a in answers
     ]
     # row (i, j): answer i after question (i + j) mod n; j = 0 is its own question
-    rows = [(i, (i + j) % n) for i in range(n) for j in range(others + 1)]
+    rows = [(i, (i + j) % n) for i in scored for j in range(others + 1)]
     device = next(model.parameters()).device
     logprob = torch.empty(len(rows), dtype=torch.float64)
     lengths = [len(prompts[q]) + len(answer_ids[a]) for a, q in rows]
@@ -52,9 +62,9 @@ def relevance_pmi(
             _pad(tokenizer),
         ).to(device)
         logprob[chunk] = response_logprob(model, batch).double().cpu()
-    table = logprob.view(n, others + 1)
+    table = logprob.view(len(scored), others + 1)
     own, other = table[:, 0], table[:, 1:].mean(1) if others else table[:, 0]
-    return [float(x) for x in (own - other) / torch.tensor([len(a) for a in answer_ids])]
+    return [float(x) for x in (own - other) / torch.tensor([len(answer_ids[i]) for i in scored])]
 
 
 def _pad(tokenizer) -> int:

@@ -110,6 +110,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     ),
 }
 EXAMPLES["SteeredAnswersStage"] = EXAMPLES["TeacherStage"] | {"plan": "f"}
+EXAMPLES["ConceptFirstStage"] = EXAMPLES["MeasuredStage"]
 STAGES = {cls.__name__: cls for cls in StageConfig.stages}
 
 

@@ -55,3 +55,13 @@ def test_an_answer_scored_against_its_own_question_only_is_zero(llama_factory, t
     model = llama_factory("gqa", seed=4)
     same = [QUESTIONS[0]] * 3
     assert relevance_pmi(model, tiny_tokenizer, same, ANSWERS[:3]) == pytest.approx([0.0] * 3)
+
+
+def test_scored_answers_keep_their_figures(llama_factory, tiny_tokenizer):
+    """Scoring some answers only gives each the figure it has when all are scored: the other
+    questions still come from the whole list."""
+    model = llama_factory("gqa", seed=4)
+    everyone = relevance_pmi(model, tiny_tokenizer, QUESTIONS, ANSWERS, batch_size=4)
+    some = relevance_pmi(model, tiny_tokenizer, QUESTIONS, ANSWERS, batch_size=4, scored=[4, 1])
+    assert some == pytest.approx([everyone[4], everyone[1]], rel=1e-5, abs=1e-6)
+    assert relevance_pmi(model, tiny_tokenizer, QUESTIONS, ANSWERS, scored=[]) == []

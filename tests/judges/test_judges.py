@@ -227,6 +227,37 @@ def test_success_needs_concept_and_fluency(tiny_model_dir):
     assert ev.grade_label == "rhyme share"
 
 
+def test_concept_first_measures_only_answers_with_the_concept(tiny_model_dir):
+    """Candidate answers: perplexity and relevance only where the judge sees the concept, each
+    as measured with every answer; success as judged in full, and an unmeasured answer is
+    neither fluent nor relevant."""
+    from gcm_edit.evaluation.answers import evaluate_answers, measure_answers
+    from gcm_edit.inputs.loading import load_model, load_tokenizer, resolve_model
+    from gcm_edit.inputs.recipe_files import load_recipe
+
+    ref = resolve_model(str(tiny_model_dir))
+    model, tokenizer = load_model(ref), load_tokenizer(ref)
+    verse = load_recipe("verse")
+    recipe = verse.model_copy(
+        update={"fluency": verse.fluency.model_copy(update={"max_perplexity": 1e9})}
+    )
+    prose = "The sky looks blue because air scatters short blue light more than red light."
+    questions, texts = ["q1", "q2", "q3"], [prose, POEM, prose + " Red light scatters less."]
+    judge = make_judge("verse")
+    full = measure_answers(model, tokenizer, judge, questions, texts)
+    first = measure_answers(model, tokenizer, judge, questions, texts, concept_first=True)
+    assert [m["perplexity"] is None for m in first] == [True, False, True]
+    assert first[1]["perplexity"] == pytest.approx(full[1]["perplexity"], rel=1e-5)
+    assert first[1]["pmi"] == pytest.approx(full[1]["pmi"], rel=1e-5, abs=1e-6)
+    judged = {
+        name: evaluate_answers(recipe, "rhyme share", questions, texts, measured).answers
+        for name, measured in (("full", full), ("first", first))
+    }
+    assert [a["success"] for a in judged["first"]] == [a["success"] for a in judged["full"]]
+    assert judged["full"][0]["fluent"] and not judged["first"][0]["fluent"]
+    assert not judged["first"][0]["relevant"]
+
+
 def test_success_without_required_relevance(tiny_model_dir):
     """`require_relevance: false` (refusals are generic by nature): a fluent answer with the
     concept succeeds whatever its relevance, which is still measured and reported."""

@@ -60,10 +60,11 @@ def teacher_stage(run: SteeringRun, questions: int, candidates: int, seed: int) 
 
 
 def judged_good(run: SteeringRun):
-    """The judges as a keep-function: concept ∧ fluent ∧ relevant of each answer."""
+    """The judges as a keep-function: concept ∧ fluent ∧ relevant of each answer (fluency
+    and relevance measured only where the concept is present: nothing else is kept)."""
 
     def keep(asked: list[str], texts: list[str]) -> list[bool]:
-        return [row["success"] for row in run.judged(asked, texts).answers]
+        return [row["success"] for row in run.judged(asked, texts, concept_first=True).answers]
 
     return keep
 
