@@ -4,8 +4,10 @@ shuffled onto other questions.
 
     .venv/bin/python bench/evaluation.py [--n N]
 
-Prints two tables. Pairs, δ and scores come from the run cache (a prior `gcm-edit export`
-fills it); everything timed here is computed afresh.
+Prints two tables, then how much a perplexity pass pads in arrival and in length order.
+Judging is timed on every answer and concept first (as the teacher's candidates are judged).
+Pairs, δ and scores come from the run cache (a prior `gcm-edit export` fills it); everything
+timed here is computed afresh.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ def timed_parts(run, plan, questions: list[str], generation: int, batch: int) ->
     """Each part of the evaluation, timed once, uncached: (part, seconds) rows, the base and
     steered answers, and the factual capability; `generation` sequences per generation,
     `batch` per forward pass."""
-    from gcm_edit.evaluation.answers import answer_questions, judge_answers
+    from gcm_edit.evaluation.answers import answer_questions, judge_answers, measure_answers
     from gcm_edit.evaluation.capability import FACTUAL_DECODING, Capability
     from gcm_edit.evaluation.fluency import perplexities
     from gcm_edit.evaluation.relevance import relevance_pmi
@@ -41,7 +43,9 @@ def timed_parts(run, plan, questions: list[str], generation: int, batch: int) ->
 
     base = timed(f"answers, base ({len(questions)})", answer)
     steered = timed(f"answers, steered ({len(questions)})", lambda: answer(plan))
-    timed(f"answers, prompted ({len(questions)})", lambda: answer(None, recipe.directive))
+    prompted = timed(
+        f"answers, prompted ({len(questions)})", lambda: answer(None, recipe.directive)
+    )
     timed("judging: perplexity (steered)", lambda: perplexities(model, tok, steered, batch))
     timed(
         "judging: relevance PMI (steered)",
@@ -51,6 +55,13 @@ def timed_parts(run, plan, questions: list[str], generation: int, batch: int) ->
         "judging: all (steered)",
         lambda: judge_answers(model, tok, recipe, run.judge, questions, steered, batch),
     )
+    for first in (False, True):  # the teacher's candidates are judged concept first
+        timed(
+            f"judging: {'concept first' if first else 'all'} (prompted)",
+            lambda first=first: measure_answers(
+                model, tok, run.judge, questions, prompted, batch, first
+            ),
+        )
     continuations = timed(
         "retention: base continuations", lambda: base_continuations(model, tok, generation)
     )
@@ -116,6 +127,25 @@ def main() -> None:
         table.add_row(name, f"{statistics.median(values):.3f}", *shares)
     Console().print(table)
     Console().print(f"capability: {capability.base} base, {capability.steered} steered")
+    Console().print(padding(tok, steered, batch))
+
+
+def padding(tok, texts: list[str], batch: int) -> str:
+    """Tokens a perplexity pass of `texts` computes, padded in arrival order and in length
+    order (model/batches.length_batches), against the tokens it needs."""
+    from gcm_edit.model.batches import length_batches
+
+    lengths = [1 + len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    arrival = [list(range(i, min(i + batch, len(texts)))) for i in range(0, len(texts), batch)]
+    padded = {
+        name: sum(len(b) * max(lengths[i] for i in b) for b in batches)
+        for name, batches in (("arrival", arrival), ("length", length_batches(lengths, batch)))
+    }
+    need = sum(lengths)
+    return (
+        f"perplexity pass of the steered answers: {need} tokens needed; padded in arrival order "
+        f"+{padded['arrival'] / need - 1:.0%}, in length order +{padded['length'] / need - 1:.0%}"
+    )
 
 
 if __name__ == "__main__":
