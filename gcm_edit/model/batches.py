@@ -61,8 +61,8 @@ def token_kl(base_logprobs: torch.Tensor, steered_logprobs: torch.Tensor) -> tor
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices in batches of similar length, longest first. Padding is compute on a CPU: the
-    default model's 128 held-out answers cost 23% more tokens padded in arrival order, 3%
-    sorted. Longest first puts a batch's peak memory at the start, not the end."""
+    """Indices in batches of similar length, longest first: padding is compute on a CPU
+    (bench/evaluation.py prints how much a pass pads), and longest first puts a batch's peak
+    memory at the start, not the end."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
