@@ -103,3 +103,22 @@ def test_export_default_model(integration_cache, monkeypatch, tmp_path, all_thre
     # The export judged as a plain folder (no hooks) gives the hooked model's held-out answers.
     report = eval_plain_export(out, tmp_path / "eval.json", max_new_tokens=48, n_questions=2)
     assert report["retention"]["kl"] == pytest.approx(manifest["retention"]["kl"], rel=1e-4)
+
+
+@pytest.mark.parametrize("generation_batch", [None, 32])
+def test_the_default_export_states_its_recorded_spread(
+    integration_cache, monkeypatch, generation_batch
+):
+    """`make export`'s card states the seed spread recorded for its command (spreads.json). A
+    new option, even at its default, changes the key: record the spread again for it (or
+    re-key the record when the option cannot move a figure). The batch-32 record too."""
+    from gcm_edit.commands.export_manifest import export_spread_key
+    from gcm_edit.commands.export_settings import ExportSettings
+    from gcm_edit.commands.steering_run import SteeringRun
+    from gcm_edit.evaluation.spread import measured_spread
+
+    monkeypatch.setenv("GCM_EDIT_CACHE", str(integration_cache))
+    batch = {} if generation_batch is None else {"generation_batch": generation_batch}
+    settings = ExportSettings(**batch)
+    spread = measured_spread(export_spread_key(SteeringRun(settings), settings))
+    assert spread is not None and spread.seeds == 3
