@@ -19,7 +19,7 @@ import torch
 
 from gcm_edit.inputs.recipe import Fluency
 from gcm_edit.judges.text import words
-from gcm_edit.model.batches import TokenBatch, length_batches
+from gcm_edit.model.batches import TokenBatch, by_length
 from gcm_edit.model.logits import response_logprob
 
 # Function words: never the "dominating" word of an answer.
@@ -132,13 +132,14 @@ def perplexities(model, tokenizer, texts: list[str], batch_size: int = 8) -> lis
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] or [start] for t in texts]
-    out = [0.0] * len(texts)
-    for chunk in length_batches([len(i) for i in ids], batch_size):
+
+    def logprobs(chunk: list[int]) -> torch.Tensor:
         rows = [ids[i] for i in chunk]
         batch = TokenBatch.build([[start]] * len(chunk), rows, tokenizer.pad_token_id).to(device)
-        for i, lp in zip(chunk, response_logprob(model, batch).tolist(), strict=True):
-            out[i] = math.exp(-lp / len(ids[i]))
-    return out
+        return response_logprob(model, batch).double().cpu()
+
+    lps = by_length([len(i) for i in ids], batch_size, logprobs).tolist()
+    return [math.exp(-lp / len(i)) for lp, i in zip(lps, ids, strict=True)]
 
 
 def fluency_figures(text: str, perplexity: float, fluency: Fluency) -> dict[str, float]:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 
 from gcm_edit.inputs.prompts import bare_prompts
-from gcm_edit.model.batches import TokenBatch, length_batches
+from gcm_edit.model.batches import TokenBatch, by_length
 from gcm_edit.model.logits import response_logprob
 
 N_OTHERS = 2
@@ -53,15 +53,17 @@ def relevance_pmi(
     # row (i, j): answer i after question (i + j) mod n; j = 0 is its own question
     rows = [(i, (i + j) % n) for i in scored for j in range(others + 1)]
     device = next(model.parameters()).device
-    logprob = torch.empty(len(rows), dtype=torch.float64)
     lengths = [len(prompts[q]) + len(answer_ids[a]) for a, q in rows]
-    for chunk in length_batches(lengths, batch_size):
+
+    def logprobs(chunk: list[int]) -> torch.Tensor:
         batch = TokenBatch.build(
             [prompts[rows[r][1]] for r in chunk],
             [answer_ids[rows[r][0]] for r in chunk],
             _pad(tokenizer),
         ).to(device)
-        logprob[chunk] = response_logprob(model, batch).double().cpu()
+        return response_logprob(model, batch).double().cpu()
+
+    logprob = by_length(lengths, batch_size, logprobs)
     table = logprob.view(len(scored), others + 1)
     own, other = table[:, 0], table[:, 1:].mean(1) if others else table[:, 0]
     return [float(x) for x in (own - other) / torch.tensor([len(answer_ids[i]) for i in scored])]

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from gcm_edit.model.batches import TokenBatch, length_batches
+from gcm_edit.model.batches import TokenBatch, by_length
 from gcm_edit.model.logistic import PairedProbe, auc, out_of_fold
 
 MAX_TOKENS = 256  # an answer's tokens read for its features (answers are ~100 tokens)
@@ -41,15 +41,14 @@ def answer_features(
     device = next(model.parameters()).device
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"][:MAX_TOKENS] for t in texts]
     ids = [t or [start] for t in ids]
-    order: list[int] = []
-    means: list[torch.Tensor] = []
-    for chunk in length_batches([len(i) for i in ids], batch_size):
+
+    def means(chunk: list[int]) -> torch.Tensor:
         batch = TokenBatch.build([[start]] * len(chunk), [ids[i] for i in chunk], pad).to(device)
         states = batch.run(model, output_hidden_states=True).hidden_states[layer]
         mask = batch.response_mask.unsqueeze(-1).to(states.dtype)
-        means.append(((states * mask).sum(1) / mask.sum(1)).double().cpu())
-        order += chunk
-    return torch.cat(means)[torch.tensor(order).argsort()]
+        return ((states * mask).sum(1) / mask.sum(1)).double().cpu()
+
+    return by_length([len(i) for i in ids], batch_size, means)
 
 
 class JudgeTrust(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -66,3 +66,17 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     memory at the start, not the end."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def by_length(
+    lengths: Sequence[int], batch_size: int, rows: Callable[[list[int]], torch.Tensor]
+) -> torch.Tensor:
+    """`rows(indices)` over `length_batches`, each row put back at its index: batching by
+    length must not change which figure belongs to which input."""
+    out: torch.Tensor | None = None
+    for chunk in length_batches(lengths, batch_size):
+        part = rows(chunk)
+        if out is None:
+            out = part.new_empty((len(lengths), *part.shape[1:]))
+        out[chunk] = part
+    return torch.empty(0, dtype=torch.float64) if out is None else out

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tiny import family_model, make_llama
 
-from gcm_edit.model.batches import TokenBatch, length_batches
+from gcm_edit.model.batches import TokenBatch, by_length, length_batches
 from gcm_edit.model.logits import response_logprob
 
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [14, 15, 16, 17], [18]]
@@ -53,3 +53,18 @@ def test_length_batches_cover_every_index_once_longest_first():
     assert [len(b) for b in batches] == [3, 3, 1]
     seen = [lengths[i] for b in batches for i in b]
     assert seen == sorted(lengths, reverse=True)
+
+
+def test_by_length_puts_each_row_back_at_its_index():
+    lengths = [3, 9, 1, 9, 4, 7, 2]
+    calls: list[list[int]] = []
+
+    def rows(chunk: list[int]) -> torch.Tensor:
+        calls.append(chunk)
+        return torch.tensor([[float(i), float(lengths[i])] for i in chunk])
+
+    out = by_length(lengths, 3, rows)
+    torch.testing.assert_close(out[:, 0], torch.arange(len(lengths), dtype=torch.float32))
+    torch.testing.assert_close(out[:, 1], torch.tensor(lengths, dtype=torch.float32))
+    assert calls == length_batches(lengths, 3)
+    assert by_length([], 3, rows).numel() == 0
