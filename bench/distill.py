@@ -1,7 +1,9 @@
 """Distilled edits side by side on held-out questions (docs/results.md): the paper's
 mean-difference δ (additive, rank-1, and chosen by `--kl-budget 0.5`), distilled vectors, distilled
-vectors + maps, GCM vs random vs all heads learned the same way, KL targets 0.1-1, and the
-residual-stream CAA baseline (`--edit caa`: one layer's mean difference, chosen on validation).
+vectors + maps, GCM vs random vs all heads learned the same way, KL targets 0.1-1, the teacher-set
+curve (the first 32-365 distillation questions, with each edit's teacher set, validation and
+cost), and the residual-stream CAA baseline (`--edit caa`: one layer's mean difference, chosen on
+validation).
 
     .venv/bin/python bench/distill.py [--concept verse] [--model M] [--only a,b] [--n-heldout N]
         [--seeds N]
@@ -88,6 +90,8 @@ VARIANTS: dict[str, list[str] | Callable[[str, Path], list[str]]] = {
     # early, middle, late of 30 layers (the GCM heads sit in layers 8-21)
     "CAA (one residual layer)": ["--edit", "caa", "--caa-layers", "8,14,20", "--alphas", "2,4"],
     "teacher + other forms (256 q)": wider_teacher,
+    # the teacher-set curve: the default on the first N of the recipe's distillation questions
+    **{f"teacher {n} q": [*DISTILLED, "--distill-questions", str(n)] for n in (32, 64, 256, 365)},
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -112,6 +116,23 @@ def row(name: str, seed: int, heads: int, manifest: dict, legacy: dict, forms: d
         "facts base": capability["base"],
         "success (forms)": forms.get("steered"),
         "prompted (forms)": forms.get("prompted"),
+        **edit_cost(manifest),
+    }
+
+
+def edit_cost(manifest: dict) -> dict:
+    """A learned edit's teacher set, its kept snapshot's validation and the seconds of its
+    two own stages (0 where cached), for the teacher-set curve."""
+    edit, timings = manifest.get("edit") or {}, manifest["timings_s"]
+    kept = [
+        v
+        for v in edit.get("validation", [])
+        if v["method"].endswith(f"step {edit.get('chosen_step')}")
+    ]
+    return {
+        "teacher answers": edit.get("teacher_answers"),
+        "validation kept": kept[0]["success"]["k"] if kept else None,
+        "teacher + edit s": timings.get("teacher answers", 0) + timings.get("distilled edit", 0),
     }
 
 
@@ -244,6 +265,12 @@ def main() -> None:
         Column("facts", lambda r: count(r["facts"])),
         Column("prompted facts", lambda r: count(r["facts prompted"])),
         Column("base facts", lambda r: count(r["facts base"])),
+        Column("teacher answers", lambda r: r["teacher answers"] or "-"),
+        Column(
+            "validation kept",
+            lambda r: "-" if r["validation kept"] is None else r["validation kept"],
+        ),
+        Column("teacher + edit (s)", lambda r: r["teacher + edit s"], ".0f"),
     ]
     tables = [ResultTable(f"{args.concept}: held-out, no directive", columns, rows)]
     if args.seeds > 1:
