@@ -137,10 +137,16 @@ def edit_cost(manifest: dict) -> dict:
 
 
 def export_variant(
-    name: str, args: list[str], common: list[str], folder: Path, legacy: str, seed: int
+    name: str,
+    args: list[str],
+    common: list[str],
+    folder: Path,
+    legacy: str,
+    seed: int,
+    extra: dict[str, list[str]] | None = None,
 ) -> dict:
     """Export one variant with `--seed seed`; `legacy`: the recipe judged as before the reader
-    labels."""
+    labels; `extra`: more question sets to report success on, by name."""
     from gcm_edit.commands.export import export
     from gcm_edit.commands.export_manifest import export_spread_key
     from gcm_edit.commands.export_settings import ExportSettings
@@ -160,9 +166,18 @@ def export_variant(
     run = SteeringRun(settings)
     forms = run.recipe.heldout_forms
     other = split_success(run, plan, forms, "other forms: ") if forms else {}
-    return row(name, seed, heads, manifest, success, other) | {
-        "spread key": export_spread_key(run, settings)
-    }
+    more = {}
+    for label, questions in (extra or {}).items():
+        figures = split_success(run, plan, questions, f"{label}: ")
+        more |= {
+            f"success ({label})": figures["steered"],
+            f"prompted ({label})": figures.get("prompted"),
+        }
+    return (
+        row(name, seed, heads, manifest, success, other)
+        | more
+        | {"spread key": export_spread_key(run, settings)}
+    )
 
 
 def split_success(run, plan, questions: list[str], label: str = "") -> dict:

@@ -4,25 +4,29 @@ ranking and attribution on the distillation loss itself (`--method distillation`
 held-out splits.
 
     .venv/bin/python bench/sparsity.py [--heads 1,2,4,8,14,27] [--methods attribution,random,...]
-        [--seeds 0] [--concept verse]
+        [--seeds 0] [--concept verse] [--wider-validation]
 
 Each point is a `gcm-edit export --k K --method M --seed S` (bench/distill.py's, its command
 printed), so a seed's teacher answers are computed once and shared by every point of that seed:
 GCM and random heads at one seed learn from the same teacher set, and random heads at another
 seed are another draw (with their own teacher samples). About 10 minutes a point on 2 CPU cores.
 Prints success per head count and the fewest heads at which each ranking reaches the prompted
-model, then writes bench/results/sparsity.csv.
+model, then writes bench/results/sparsity.csv. `--wider-validation` also judges each point on 192
+questions no point sees (`wider_validation`) and names the k each ranking would choose on
+validation: the recipe's 64 questions are too few to separate 8 heads from 14.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
-from distill import DISTILLED, RESULTS, export_variant, options, rate, write_csv
+from distill import DISTILLED, FORMS_POOL, RESULTS, export_variant, options, rate, write_csv
 from fluency import judged_as_before
 
+from gcm_edit.inputs.recipe_files import load_recipe
 from gcm_edit.tables import Column, ResultTable, print_tables
 
 
@@ -43,12 +47,37 @@ def reaches(points: list[dict], field: str, prompted: str) -> str:
     return "never"
 
 
+def wider_validation(concept: str) -> dict[str, list[str]]:
+    """128 + 64 questions that no point learns from or is judged on, to choose k on more than
+    the recipe's 64 validation questions: the distillation pool after the 128 a point's teacher
+    answers, and the first 64 of the other-forms pool (recipes/data/distill-forms.jsonl)."""
+    pool = load_recipe(concept).distill_questions()[128:256]
+    forms = [json.loads(line)["question"] for line in FORMS_POOL.read_text().splitlines()]
+    return {"wider validation": pool + forms[:64]}
+
+
+def chosen(points: list[dict], method: str) -> str:
+    """The head count with the most successes on validation and wider validation together,
+    summed over seeds (ties: fewer heads)."""
+    total: dict[int, int] = {}
+    for p in points:
+        if p["method"] == method:
+            kept = (p["validation kept"] or 0) + p["success (wider validation)"]["k"]
+            total[p["n"]] = total.get(p["n"], 0) + kept
+    return str(max(sorted(total), key=lambda n: total[n]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concept", default="verse")
     parser.add_argument("--heads", default="1,2,4,8,14,27")
     parser.add_argument("--methods", default="attribution,random,probe,distillation")
     parser.add_argument("--seeds", default="0", help="comma-separated")
+    parser.add_argument(
+        "--wider-validation",
+        action="store_true",
+        help="also judge each point on 192 more validation questions and choose k on them",
+    )
     args = parser.parse_args()
 
     from gcm_edit.commands.export_settings import ExportSettings
@@ -63,12 +92,15 @@ def main() -> None:
     points = []
     with tempfile.TemporaryDirectory(prefix="gcm-sparsity-") as tmp:
         legacy = judged_as_before(args.concept, Path(tmp))
+        wider = wider_validation(args.concept) if args.wider_validation else None
         for method in methods:
             for seed in seeds:
                 for n in heads:
                     extra = [*DISTILLED, "--method", method, "--k", k_for(n, total)]
                     name = f"{method}, {n} heads"
-                    row = export_variant(name, extra, common, RESULTS / "sparsity", legacy, seed)
+                    row = export_variant(
+                        name, extra, common, RESULTS / "sparsity", legacy, seed, wider
+                    )
                     points.append({**row, "method": method, "n": n})
     write_csv(RESULTS / "sparsity.csv", points)
     columns = [
@@ -80,7 +112,13 @@ def main() -> None:
         Column("other forms", lambda p: rate(p["success (forms)"])),
         Column("prompted, other forms", lambda p: rate(p["prompted (forms)"])),
         Column("KL/token", lambda p: p["kl"], ".3f"),
+        Column("validation kept", lambda p: p["validation kept"]),
     ]
+    if args.wider_validation:
+        columns += [
+            Column("wider validation", lambda p: rate(p["success (wider validation)"])),
+            Column("prompted, wider", lambda p: rate(p["prompted (wider validation)"])),
+        ]
     summary = [
         {
             "method": m,
@@ -90,6 +128,7 @@ def main() -> None:
             "forms": reaches(
                 [p for p in points if p["method"] == m], "success (forms)", "prompted (forms)"
             ),
+            "chosen": chosen(points, m) if args.wider_validation else "-",
         }
         for m in methods
     ]
@@ -101,6 +140,7 @@ def main() -> None:
                 Column("ranking", lambda r: r["method"]),
                 Column("held-out", lambda r: r["held-out"]),
                 Column("other forms", lambda r: r["forms"]),
+                Column("k chosen on validation + wider", lambda r: r["chosen"]),
             ],
             summary,
         ),
