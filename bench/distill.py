@@ -39,13 +39,18 @@ DISTILLED = ["--edit", "distilled"]
 FORMS_POOL = Path(__file__).resolve().parents[1] / "recipes" / "data" / "distill-forms.jsonl"
 
 
+def forms_pool() -> list[str]:
+    """The 128 other-form questions no recipe split holds (recipes/data/distill-forms.jsonl)."""
+    return [json.loads(line)["question"] for line in FORMS_POOL.read_text().splitlines()]
+
+
 def wider_teacher(concept: str, folder: Path) -> list[str]:
     """The default edit taught on the recipe's first 128 distillation questions plus 128 of
     other forms (recipes/data/distill-forms.jsonl: opinions, feelings, descriptions,
     requests, comparisons, advice, short and long), through a copy of the recipe in
     `folder`."""
     recipe = load_recipe(concept)
-    forms = [json.loads(line)["question"] for line in FORMS_POOL.read_text().splitlines()]
+    forms = forms_pool()
     data = json.loads(recipe.model_dump_json(exclude_defaults=True))
     data["distill"] = recipe.distill_questions()[:128] + forms[:128]
     path = folder / f"{recipe.name}-wider-teacher.yaml"

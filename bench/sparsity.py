@@ -19,11 +19,10 @@ validation: the recipe's 64 questions are too few to separate 8 heads from 14.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
-from distill import DISTILLED, FORMS_POOL, RESULTS, export_variant, options, rate, write_csv
+from distill import DISTILLED, RESULTS, export_variant, forms_pool, options, rate, write_csv
 from fluency import judged_as_before
 
 from gcm_edit.inputs.recipe_files import load_recipe
@@ -52,8 +51,7 @@ def wider_validation(concept: str) -> dict[str, list[str]]:
     the recipe's 64 validation questions: the distillation pool after the 128 a point's teacher
     answers, and the first 64 of the other-forms pool (recipes/data/distill-forms.jsonl)."""
     pool = load_recipe(concept).distill_questions()[128:256]
-    forms = [json.loads(line)["question"] for line in FORMS_POOL.read_text().splitlines()]
-    return {"wider validation": pool + forms[:64]}
+    return {"wider validation": pool + forms_pool()[:64]}
 
 
 def chosen(points: list[dict], method: str) -> str:
