@@ -79,16 +79,10 @@ def steering_info(
     )
 
 
-# Options that cannot move the held-out figures (where and in which file formats the export
-# is written); the seed is what a spread is taken over. The model and the recipe are keyed
-# by content (fingerprint, bytes).
-NOT_IN_SPREAD = {"out", "force", "seed", "gguf", "format", "push_to_hub", "doses"}
-NOT_IN_SPREAD |= {"model", "concept"}  # held by content
-
-
 def export_spread_key(run: SteeringRun, s: ExportSettings) -> str:
-    """The key of this export's recorded seed spread (evaluation/spread.py)."""
-    settings = s.model_dump(mode="json", exclude=NOT_IN_SPREAD)
+    """The key of this export's recorded seed spread (evaluation/spread.py): the options that
+    can move its figures, the model and the recipe by content."""
+    settings = s.model_dump(mode="json", include=s.measured_options())
     return spread_key(run.model_ref.fingerprint(), run.recipe.sha256(), settings)
 
 

@@ -33,7 +33,7 @@ from gcm_edit.commands.settings import (
     ValidationSettings,
     WholeModelSettings,
 )
-from gcm_edit.commands.settings_base import HIDDEN
+from gcm_edit.commands.settings_base import HIDDEN, WRITTEN
 
 
 # Mixins are listed last-first: the options' order in --help follows the reversed MRO.
@@ -107,17 +107,23 @@ class ExportSettings(
         None,
         description="Also write model.gguf of this type (llama.cpp's converter), verified and "
         "judged on the held-out questions in llama.cpp.",
+        json_schema_extra=WRITTEN,
     )
     format: Literal["full", "adapter"] = Field(
-        "full", description="full: standalone checkpoint; adapter: exact PEFT LoRA adapter."
+        "full",
+        description="full: standalone checkpoint; adapter: exact PEFT LoRA adapter.",
+        json_schema_extra=WRITTEN,
     )
     doses: list[Annotated[float, Field(gt=0, le=MAX_ALPHA)]] = Field(
         DOSES,
         description="With --format adapter: held-out success and KL at these multiples of the "
         "edit (the LoRA scale a server sets), for the card's dose curve; '' for none.",
+        json_schema_extra=WRITTEN,
     )
     push_to_hub: str | None = Field(
-        None, description="Upload the export to this hub repo (needs a token)."
+        None,
+        description="Upload the export to this hub repo (needs a token).",
+        json_schema_extra=WRITTEN,
     )
     # More concepts baked into the same checkpoint: `--concept` given again.
     compose: list[str] = Field([], json_schema_extra=HIDDEN)

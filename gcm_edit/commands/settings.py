@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from gcm_edit.commands.settings_base import Settings
+from gcm_edit.commands.settings_base import WRITTEN, Settings, unmeasured
 from gcm_edit.errors import GcmEditError
 from gcm_edit.inputs.default_model import DEFAULT_MODEL
 from gcm_edit.inputs.gguf import gguf_file
@@ -61,6 +61,7 @@ class ModelSettings(Settings):
     model: str = Field(
         DEFAULT_MODEL,
         description="HF hub id, local HF folder or .gguf file; default: the built-in model.",
+        json_schema_extra=unmeasured("keyed by content: the model's fingerprint"),
     )
     renamed: ClassVar[dict[str, tuple[str, Any]]] = {"device": ("accelerator", None)}
 
@@ -93,7 +94,11 @@ class ModelSettings(Settings):
 class ConceptSettings(ModelSettings):
     """What a run answers and judges: the concept's recipe, answer length, the judge."""
 
-    concept: str = Field("verse", description="Built-in concept name or path to a recipe .yaml.")
+    concept: str = Field(
+        "verse",
+        description="Built-in concept name or path to a recipe .yaml.",
+        json_schema_extra=unmeasured("keyed by content: the recipe's sha256"),
+    )
     max_new_tokens: int | None = Field(
         None, ge=1, le=MAX_NEW_TOKENS, description="New tokens per answer (default: the recipe's)."
     )
@@ -138,6 +143,7 @@ class ScoringSettings(ConceptSettings):
         ge=0,
         lt=2**63,
         description="Seed for --method random, probe folds, learned edits and teacher samples.",
+        json_schema_extra=unmeasured("what a spread is taken over"),
     )
     devices: int = Field(
         _RUNTIME.devices, ge=1, le=1024, description="Devices (processes) that score in parallel."
@@ -208,9 +214,13 @@ class ValidationSettings(Settings):
 
 class OutputSettings(Settings):
     out: UserPath | None = Field(
-        None, description="Output folder (default: checkpoints/<model>-<concept>...)."
+        None,
+        description="Output folder (default: checkpoints/<model>-<concept>...).",
+        json_schema_extra=WRITTEN,
     )
-    force: bool = Field(False, description="Replace an existing output folder.")
+    force: bool = Field(
+        False, description="Replace an existing output folder.", json_schema_extra=WRITTEN
+    )
 
 
 class ScoreSettings(OutputSettings, PositionsSettings, MethodSettings, ScoringSettings):

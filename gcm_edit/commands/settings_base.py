@@ -17,6 +17,15 @@ from pydantic.fields import FieldInfo
 HIDDEN: Any = {"cli": False}
 
 
+def unmeasured(why: str) -> dict:
+    """`json_schema_extra` of an option that cannot move a run's measured figures (`why`): left
+    out of the key a recorded seed spread is found by (`Settings.measured_options`)."""
+    return {"unmeasured": why}
+
+
+WRITTEN = unmeasured("where and in which formats the result is written")
+
+
 def extra(field: FieldInfo) -> dict:
     return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
 
@@ -79,6 +88,11 @@ class Settings(BaseModel):
             return cls.model_fields[name]
         config, inner = cls.flattened()[name][1][0]
         return config.model_fields[inner]
+
+    @classmethod
+    def measured_options(cls) -> set[str]:
+        """The options a run's figures can depend on: all but those marked `unmeasured`."""
+        return {n for n, f in cls.model_fields.items() if "unmeasured" not in extra(f)}
 
     @classmethod
     def flag(cls, name: str) -> str:

@@ -61,3 +61,26 @@ def test_a_recorded_spread_reaches_the_card_of_the_same_command(env, tmp_path, m
     other = tmp_path / "other"
     assert _export(env["model"], other, "--alpha", "2").exit_code == 0
     assert keys[2] != keys[0] and "one draw" not in (other / "README.md").read_text()
+
+
+def test_the_spread_key_leaves_out_only_options_marked_unmeasured(env, tmp_path):
+    """Where the export is written, its formats and the seed share a spread; the model and
+    the recipe count by content (another folder, the same bytes); every other option,
+    even a nested edit option, keys a spread of its own."""
+    from gcm_edit.commands.export_settings import ExportSettings
+    from gcm_edit.commands.steering_run import SteeringRun
+
+    def key(**options) -> str:
+        settings = ExportSettings(model=str(env["model"]), **options)
+        return export_manifest.export_spread_key(SteeringRun(settings), settings)
+
+    unmeasured = set(ExportSettings.model_fields) - ExportSettings.measured_options()
+    assert unmeasured == {"out", "force", "seed", "gguf", "format", "push_to_hub", "doses"} | {
+        "model",
+        "concept",
+    }
+    same = key()
+    assert key(out=tmp_path / "x", force=True, seed=3, format="adapter", doses=[1.0]) == same
+    assert key(gguf="f32", push_to_hub="me/x") == same
+    assert key(k_percent=3) != same and key(edit_rank=2) != same
+    assert key(generation_batch=32) != same and key(n_heldout=5) != same
