@@ -188,3 +188,14 @@ def test_neuron_layer_beyond_the_model_is_one_line(env, tmp_path):
     assert result.exit_code != 0
     assert "--edit-neuron-layer 9: the model has 3 layers (0 to 2)" in result.output
     assert not out.exists() and _leftovers(out) == []
+
+
+def test_more_distillation_questions_than_the_pool_is_one_line(env, tmp_path):
+    """Asking for more teacher questions than the recipe has is refused, not silently cut."""
+    out = tmp_path / "refused"
+    result = _export(env["model"], out, "--edit", "distilled", "--distill-questions", "100000")
+    assert result.exit_code != 0
+    assert "--distill-questions 100000: recipe 'verse' has 365 distillation questions" in (
+        " ".join(result.output.split())
+    )
+    assert not out.exists() and _leftovers(out) == []

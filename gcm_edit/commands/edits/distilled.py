@@ -151,6 +151,12 @@ class DistilledConfig(EditConfig):
             )
         if self.neurons:
             require_gated_mlp(run.config)
+        pool = len(run.recipe.distill_questions())
+        if self.questions > pool:
+            raise GcmEditError(
+                f"--distill-questions {self.questions}: recipe '{run.recipe.name}' has {pool} "
+                f"distillation questions; give at most {pool}, or add questions to its `distill`"
+            )
 
     def neuron_layer_for(self, heads: list[tuple[int, int]]) -> int:
         """--edit-neuron-layer, else the median layer of the selected heads."""
