@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_WORD = re.compile(r"[a-z']+")
+# Letters of any script (accents kept whole: "été", not "t") and apostrophes.
+_WORD = re.compile(r"(?:[^\W\d_]|')+")
 # Closing quotes, brackets, markdown emphasis and emoji may follow a sentence's end mark.
 _TRAIL = "\"'”’»)\\]}*_\u2600-\u27bf\ufe0f\u200d\U0001f000-\U0001faff"
 _SENTENCE_END = re.compile(rf"([.!?…]+)[{_TRAIL}]*(?=\s|$)")
@@ -18,7 +19,8 @@ ABBREVIATIONS = frozenset(
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased words (letters and apostrophes); punctuation and digits split them."""
+    """Lower-cased words (letters of any script and apostrophes); punctuation, digits and
+    underscores split them."""
     return _WORD.findall(text.lower())
 
 

@@ -8,7 +8,7 @@ import pytest
 from gcm_edit.inputs import suite
 from gcm_edit.inputs.recipe import JUDGE_NAMES
 from gcm_edit.judges import JUDGES, make_judge
-from gcm_edit.judges.text import end_mark, sentences
+from gcm_edit.judges.text import end_mark, sentences, words
 
 # judge name → (answers with the concept, answers without it)
 EXAMPLES: dict[str, tuple[list[str], list[str]]] = {
@@ -304,3 +304,12 @@ def test_suite_refuses_an_unknown_judge(tmp_path, monkeypatch):
     monkeypatch.setattr(suite, "SUITE_FILE", path)
     with pytest.raises(ValueError, match="unknown judge 'sonnet'"):
         suite.suite_concepts()
+
+
+def test_words_keep_accented_letters_whole():
+    """French and Spanish answers count as many words as they have: an accent neither splits
+    a word nor drops its letter (the fluency figures and the one-sentence rule count words)."""
+    assert words("L'été, c'est déjà là! ¿Qué pasó, niño?") == [
+        "l'été", "c'est", "déjà", "là", "qué", "pasó", "niño",
+    ]  # fmt: skip
+    assert words("Don't stop_now: 42x") == ["don't", "stop", "now", "x"]
