@@ -41,7 +41,7 @@ def _what(manifest: Manifest) -> str:
         return manifest.edit.intro
     steering = manifest.steering
     return f"""{_edit(manifest)} of
-{steering.n_heads} attention heads ({steering.k_percent}% of
+{steering.n_heads} attention heads ({steering.k_percent:.3g}% of
 {steering.n_heads_total}), ranked by `{manifest.method}`
 ({METHODS[manifest.method].summary}; Generative Causal Mediation, arXiv 2602.16080)"""
 
