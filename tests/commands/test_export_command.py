@@ -157,7 +157,7 @@ def test_model_card(exported):
         assert f"L{head['layer']}.H{head['head']}" in card
     assert "no_repeat_ngram_size=3" in card
     assert "greedy text identical: True" in card
-    # the share of heads as asked (--k 25), never a float's every digit ("25.0%", "2.962962962962963%")
+    # the share asked (--k 25), never a float's every digit ("25.0%", "2.962962962962963%")
     n = len(manifest["steering"]["heads"])
     assert f"{n} attention heads (25% of" in " ".join(card.split())
 
