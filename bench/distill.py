@@ -80,7 +80,7 @@ VARIANTS: dict[str, list[str] | Callable[[str, Path], list[str]]] = {
     "distilled + KL on continuations": [*DISTILLED, "--kl-continuations"],
     "all heads + KL on continuations": [*DISTILLED, "--k", "100", "--kl-continuations"],
     # gated neurons on the heads' median layer; 4 neurons (3·576 each) ≈ the rank-4 maps of
-    # 14 heads (2·4·64 each) in parameters
+    # 14 heads (2·4·64 each, the default's k when measured) in parameters
     # the start plan's own judged answers learned too (one-hot): for sycophancy, where the
     # prompted model critiques 3% of poems and the mean-difference plan 39%
     "distilled + steered answers": [*DISTILLED, "--teacher-steered"],

@@ -70,7 +70,7 @@ def test_export_gemma3_270m_base_gguf(integration_cache, monkeypatch, tmp_path, 
     assert verification["greedy_identical"] is True
     steering = manifest["steering"]
     assert steering["n_heads_total"] == 18 * 4
-    assert len(steering["heads"]) == n_selected(72, 5.0)
+    assert len(steering["heads"]) == n_selected(72, 2.96) == 3
     assert manifest["pairs"]["kept"] >= 4  # the base_prompt cues are followed (12 asked)
     metrics = manifest["metrics"]
     assert metrics["base"]["n"] == metrics["steered"]["n"] == 8

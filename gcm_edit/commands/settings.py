@@ -43,7 +43,9 @@ Precision = Literal["auto", "32-true", "bf16-mixed"]
 # edit's own success (docs/results.md#defaults-on-validation-2026-12-06).
 DEFAULT_POSITIONS: Positions = "response"
 DEFAULT_ALPHA = 0.5
-DEFAULT_K_PERCENT = 5.0  # the paper's headline: ≥80% success steering ≤5% of heads
+# 8 of the default model's 270 heads (3 of Gemma 3 270M's 72): the distilled edit beats 14 on
+# 256 validation questions at every seed (docs/results.md#where-causal-selection-pays)
+DEFAULT_K_PERCENT = 2.96
 # α candidates of calibrate, sweep, --alpha auto and --kl-budget (a budget favours weak
 # pushes: α below 1 too)
 ALPHA_GRID = [0.5, 1.0, 2.0, 3.0, 4.0]
