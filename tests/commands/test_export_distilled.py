@@ -199,3 +199,19 @@ def test_more_distillation_questions_than_the_pool_is_one_line(env, tmp_path):
         " ".join(result.output.split())
     )
     assert not out.exists() and _leftovers(out) == []
+
+
+def test_the_default_teacher_set_takes_a_smaller_pool_whole():
+    """A recipe with fewer distillation questions than the default 128 is used whole; only a
+    number the user gives beyond the pool is refused."""
+    from types import SimpleNamespace
+
+    from gcm_edit.commands.edits.distilled import DistilledConfig
+    from gcm_edit.errors import GcmEditError
+
+    recipe = SimpleNamespace(name="small", distill_questions=lambda: ["Why?"] * 10)
+    run = SimpleNamespace(recipe=recipe)
+    DistilledConfig().check(run)
+    DistilledConfig(questions=10).check(run)
+    with pytest.raises(GcmEditError, match="--distill-questions 11: recipe 'small' has 10"):
+        DistilledConfig(questions=11).check(run)

@@ -152,7 +152,8 @@ class DistilledConfig(EditConfig):
         if self.neurons:
             require_gated_mlp(run.config)
         pool = len(run.recipe.distill_questions())
-        if self.questions > pool:
+        # the default asks up to 128 of whatever the recipe has; a number given is meant
+        if "questions" in self.model_fields_set and self.questions > pool:
             raise GcmEditError(
                 f"--distill-questions {self.questions}: recipe '{run.recipe.name}' has {pool} "
                 f"distillation questions; give at most {pool}, or add questions to its `distill`"
